@@ -1,0 +1,1 @@
+"""Incident runbooks for the concert-booking service."""

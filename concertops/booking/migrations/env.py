@@ -1,0 +1,14 @@
+"""Alembic environment: always run with a connection handed in by ``concertops.booking.schema_admin``."""
+
+from alembic import context
+
+from concertops.contract.schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

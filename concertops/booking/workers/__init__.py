@@ -1,0 +1,1 @@
+"""Background work of one instance; every worker is safe to run in several instances at once."""

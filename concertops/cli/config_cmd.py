@@ -1,0 +1,24 @@
+"""``concertops config``: which profile is in force and where each value came from."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from concertops.cli import console
+from concertops.cli.state import OPTIONS
+
+app = typer.Typer(help="Show the resolved configuration (passwords masked).", no_args_is_help=True)
+
+
+@app.command("show")
+def show(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """Print the profile in force, after CONCERTOPS_* overrides, with every password masked."""
+    described = OPTIONS.load_profile().describe()
+    if as_json:
+        console.out().print_json(json.dumps(described))
+        return
+    for key, value in described.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        console.out().print(f"{key:<24} {shown}", markup=False)

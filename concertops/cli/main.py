@@ -1,0 +1,100 @@
+"""The ``concertops`` entry point: global options, command groups, and the one error-to-exit-code mapping.
+
+Exit codes follow the Nagios plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Usage errors are
+3 too (click's default of 2 would read as CRITICAL to cron and monitoring).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from concertops.cli import backend, config_cmd, devstack, doctor, simulate
+from concertops.cli.state import OPTIONS
+from concertops.errors import UNKNOWN
+
+app = typer.Typer(
+    name="concertops",
+    help=(
+        "Incident runbooks for the concert-booking service: detect through Prometheus and SQL, "
+        "remediate safely, verify.\n\n"
+        "Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (unreachable source, bad input, usage error)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(devstack.app, name="devstack")
+app.add_typer(backend.app, name="backend")
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(simulate.app, name="simulate")
+app.command("doctor")(doctor.doctor)
+
+
+@app.callback()
+def main(
+    config: str | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="Config file (default: $CONCERTOPS_CONFIG, ./concertops.yaml, then ~/.config/concertops/).",
+    ),
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        "-p",
+        help="Profile in the config file (default: $CONCERTOPS_PROFILE or the file's default).",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
+) -> None:
+    OPTIONS.config, OPTIONS.profile, OPTIONS.debug = config, profile, debug
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code; every failure becomes one line on stderr."""
+    from concertops.errors import ConcertopsError
+    from concertops.redact import redact_text
+
+    args = sys.argv[1:] if argv is None else argv
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="concertops", standalone_mode=False)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        _error("aborted")
+        code = UNKNOWN
+    except ConcertopsError as exc:
+        _error(redact_text(exc.one_line()))
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        code = UNKNOWN
+    except Exception as exc:
+        if _is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+        else:
+            if OPTIONS.debug or "--debug" in args:
+                import traceback
+
+                sys.stderr.write(redact_text(traceback.format_exc()))
+            _error(
+                redact_text(f"unexpected {type(exc).__name__}: {exc}")
+                + " (run with --debug for the traceback)"
+            )
+        code = UNKNOWN
+    code = int(code or 0) if isinstance(code, int | None) else 0
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Click-style parse errors (bad option, missing argument): they know how to show themselves."""
+    return callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code")
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"concertops: error: {message}\n")

@@ -1,0 +1,1 @@
+"""Drive the reference backend: load scenarios (and, later, incidents)."""

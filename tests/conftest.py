@@ -1,0 +1,40 @@
+"""Fixtures for every test: an isolated config directory and the real ``concertops`` binary."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from cli_runner import CliRunner, run_cli
+
+# Variables a developer may have set that must not leak into tests; the state dir is kept on purpose
+# (it says where the running devstack is).
+_LEAKY = [k for k in os.environ if k.startswith("CONCERTOPS_") and k != "CONCERTOPS_STATE_DIR"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No developer config, no stray CONCERTOPS_* variable, and a fixed terminal width."""
+    for key in _LEAKY:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    """Run the installed ``concertops`` command as a user would; returns the completed process."""
+    return run_cli
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by folder, so `pytest -m integration` (or `-m "not integration"`) selects them."""
+    for item in items:
+        parts = item.path.parts
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        elif "gameday" in parts:
+            item.add_marker(pytest.mark.gameday)

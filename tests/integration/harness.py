@@ -1,0 +1,193 @@
+"""Drive real backend instances from tests: HTTP calls, metrics, settings, broker outages."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+
+from concertops.booking import launcher
+from concertops.booking.seed import seed
+from concertops.config import Profile
+from concertops.contract import settings_store
+from concertops.contract.schema import queue_token
+from concertops.devstack import stack
+
+
+def free_port_block(count: int, start: int = 20_000) -> int:
+    """The first port of ``count`` consecutive free ports on loopback."""
+    port = start
+    while port < 60_000:
+        if all(_free(p) for p in range(port, port + count)):
+            return port
+        port += count
+    raise RuntimeError("no free port block")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.2, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Backend:
+    engine: sa.Engine
+    profile: Profile
+    root: Path
+    base_port: int
+    instances: list[launcher.Running] = field(default_factory=list)
+    first_index: int = 101
+
+    # -- processes ----------------------------------------------------------------------------------
+    def start(self, count: int = 2) -> None:
+        self.instances = launcher.start(self.root, self.profile, count, self.base_port, self.first_index)
+
+    def stop(self) -> None:
+        launcher.stop(self.root, [r.name for r in self.instances])
+
+    def dead(self) -> list[str]:
+        """Instances that no longer answer, each with its exit status and the end of its log."""
+        from concertops.devstack import processes
+
+        found = []
+        for run in self.instances:
+            try:
+                httpx.get(f"{run.url}/healthz", timeout=5)
+                continue
+            except httpx.HTTPError:
+                pass
+            status = processes.exit_status(run.pid)
+            tail = processes.tail(processes.log_file(self.root, run.name), 3)
+            found.append(f"{run.name} (exit status {status}): {tail}")
+        return found
+
+    @property
+    def urls(self) -> list[str]:
+        return [r.url for r in self.instances]
+
+    # -- HTTP -------------------------------------------------------------------------------------------
+    def post(
+        self, path: str, body: dict[str, Any], token: str | None = None, instance: int = 0
+    ) -> httpx.Response:
+        headers = {"X-Queue-Token": token} if token else {}
+        return httpx.post(f"{self.urls[instance]}{path}", json=body, headers=headers, timeout=30)
+
+    def active_token(self, user_id: int) -> str:
+        return self.active_tokens([user_id])[0]
+
+    def active_tokens(self, user_ids: list[int]) -> list[str]:
+        """Issue one token per user, then wait until all are ACTIVE (one polling cycle at most)."""
+        tokens = [str(self.post("/queue/tokens", {"user_id": u}).json()["token"]) for u in user_ids]
+        pending = set(tokens)
+
+        def all_active() -> bool:
+            for token in list(pending):
+                if httpx.get(f"{self.urls[0]}/queue/tokens/{token}").json()["status"] == "ACTIVE":
+                    pending.discard(token)
+            return not pending
+
+        wait_for(all_active, timeout=20, what="queue tokens to become ACTIVE")
+        return tokens
+
+    def new_schedule(self, seats: int = 10) -> int:
+        return seed(self.engine, 1, 1, seats).schedule_ids[0]
+
+    # -- metrics ------------------------------------------------------------------------------------------
+    def metric(self, name: str, labels: dict[str, str] | None = None, instance: int = 0) -> float:
+        """Sum of the samples of ``name`` matching ``labels`` on one instance's /metrics."""
+        text = httpx.get(f"{self.urls[instance]}/metrics", timeout=5).text
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
+                    total += sample.value
+        return total
+
+    def metric_all(self, name: str, labels: dict[str, str] | None = None) -> list[float]:
+        return [self.metric(name, labels, i) for i in range(len(self.instances))]
+
+    # -- settings -----------------------------------------------------------------------------------------
+    def set(self, **changes: object) -> int:
+        """Write settings and wait until every instance exports the new version."""
+        with self.engine.begin() as conn:
+            version, _ = settings_store.write(conn, changes, "tests", "integration test")
+        return self.wait_applied(version)
+
+    def preset(self, name: str, **overrides: object) -> int:
+        with self.engine.begin() as conn:
+            version, _ = settings_store.apply_preset(conn, name, "tests", "integration test")
+            if overrides:
+                version, _ = settings_store.write(conn, overrides, "tests", "integration test")
+        return self.wait_applied(version)
+
+    def wait_applied(self, version: int) -> int:
+        wait_for(
+            lambda: all(v >= version for v in self.metric_all("booking_settings_version")),
+            what=f"settings version {version} on every instance",
+        )
+        return version
+
+    def release_tokens(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                queue_token.update()
+                .where(queue_token.c.status.in_(["ACTIVE", "WAITING"]))
+                .values(status="EXPIRED")
+            )
+
+    # -- SQL ------------------------------------------------------------------------------------------------
+    def scalar(self, sql: str, **params: Any) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).scalar()
+
+    def rows(self, sql: str, **params: Any) -> list[sa.Row]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.text(sql), params).all())
+
+
+class Broker:
+    """The devstack's Tansu broker, stopped and started as an outage would.
+
+    It keeps nothing across a restart (memory storage)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def stop(self) -> None:
+        if not stack.stop_component(self.root, "kafka"):
+            raise AssertionError("the Kafka broker was not started by this devstack, so tests cannot stop it")
+
+    def start(self) -> None:
+        state = stack.start_component(self.root, "kafka")
+        assert state.ok, state.detail
+
+
+def statuses(responses: Iterable[httpx.Response]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for response in responses:
+        counts[response.status_code] = counts.get(response.status_code, 0) + 1
+    return counts

@@ -1,0 +1,37 @@
+"""`concertops doctor` against the real local stack."""
+
+from __future__ import annotations
+
+import json
+
+from cli_runner import CliRunner
+
+
+def test_every_source_of_the_local_profile_answers(stack: None, cli: CliRunner) -> None:
+    done = cli("doctor", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = {c["source"]: c for c in json.loads(done.stdout)["checks"]}
+    assert set(checks) == {"database", "redis", "kafka", "prometheus"}
+    assert all(c["ok"] for c in checks.values())
+    assert "MariaDB" in checks["database"]["detail"]
+    assert checks["redis"]["detail"].startswith("Redis ")
+    assert checks["prometheus"]["detail"].startswith("Prometheus 2.")
+
+
+def test_a_dead_source_is_named_with_its_fix_and_no_password(stack: None, cli: CliRunner) -> None:
+    done = cli(
+        "doctor",
+        "--json",
+        env={
+            "CONCERTOPS_DATABASE_URL": "mysql+pymysql://app:hunter2@127.0.0.1:1/x",
+            "CONCERTOPS_PROMETHEUS_URL": "",
+        },
+    )
+    assert done.returncode == 3
+    assert "hunter2" not in done.stdout + done.stderr
+    checks = {c["source"]: c for c in json.loads(done.stdout)["checks"]}
+    assert "prometheus" not in checks  # not configured, so not checked
+    assert checks["database"]["ok"] is False
+    assert "CONCERTOPS_DATABASE_URL" in checks["database"]["fix"]
+    assert checks["database"]["target"] == "mysql+pymysql://app:***@127.0.0.1:1/x"
+    assert checks["redis"]["ok"] and checks["kafka"]["ok"]

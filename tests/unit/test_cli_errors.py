@@ -1,0 +1,56 @@
+"""Bad input through the real binary: one line, exit 3, no traceback, no password."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli_runner import CliRunner
+
+
+def test_help_lists_commands_and_exit_codes(cli: CliRunner) -> None:
+    done = cli("--help")
+    assert done.returncode == 0
+    assert "devstack" in done.stdout
+    assert "3 UNKNOWN" in done.stdout
+
+
+def test_unknown_command_is_a_usage_error_with_exit_3(cli: CliRunner) -> None:
+    done = cli("no-such-command")
+    assert done.returncode == 3
+    assert "No such command" in done.stderr
+
+
+def test_unknown_profile_is_one_line(cli: CliRunner) -> None:
+    done = cli("--profile", "prod", "config", "show")
+    assert done.returncode == 3
+    assert done.stderr.strip().count("\n") == 0
+    assert "unknown profile 'prod'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_malformed_config_names_file_and_line(cli: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("profiles:\n  a: [\n")
+    done = cli("--config", str(bad), "config", "show")
+    assert done.returncode == 3
+    assert f"config file {bad} is not valid YAML at line" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_password_never_printed(cli: CliRunner) -> None:
+    done = cli("config", "show", env={"CONCERTOPS_DATABASE_URL": "mysql+pymysql://app:hunter2@db/x"})
+    assert done.returncode == 0
+    assert "hunter2" not in done.stdout + done.stderr
+    assert "app:***@db" in done.stdout
+
+
+def test_simulate_load_without_a_backend_url_says_how_to_give_one(cli: CliRunner) -> None:
+    done = cli("simulate", "load", "reservation-stress", "--duration", "1")
+    assert done.returncode == 3
+    assert "no backend URL" in done.stderr and "--url" in done.stderr
+
+
+def test_simulate_load_rejects_an_unknown_scenario(cli: CliRunner) -> None:
+    done = cli("simulate", "load", "black-friday")
+    assert done.returncode == 3
+    assert "black-friday" in done.stderr

@@ -1,0 +1,19 @@
+from concertops.redact import redact_text, redact_url
+
+
+def test_redact_url_masks_only_the_password() -> None:
+    assert (
+        redact_url("mysql+pymysql://app:s3cr%40t@db:3306/x?charset=utf8")
+        == "mysql+pymysql://app:***@db:3306/x?charset=utf8"
+    )
+    assert redact_url("redis://:pw@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert redact_url("http://prom:9090") == "http://prom:9090"
+    assert redact_url(None) == ""
+
+
+def test_redact_text_masks_urls_inside_messages_and_known_secrets() -> None:
+    text = "(1045) access denied for mysql+pymysql://app:hunter2@db/x; token=abc123"
+    out = redact_text(text, secrets=("abc123",))
+    assert "hunter2" not in out
+    assert "abc123" not in out
+    assert "app:***@db" in out
