@@ -34,8 +34,11 @@ def make_engine(url: str, pool_size: int, pool_timeout: float = POOL_TIMEOUT_S) 
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    # READ COMMITTED: each statement sees what is committed now, so a 409 reports the seats free at that
+    # moment (not the transaction's first snapshot), and no gap locks widen contention under load.
     return sa.create_engine(
         url,
+        isolation_level="READ COMMITTED",
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=pool_timeout,
