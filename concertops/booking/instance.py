@@ -46,7 +46,7 @@ class Instance:
             self.db, self.redis, self.publisher, self.settings, self.metrics, self.activator.kick
         )
         self.expiry = expiry_consumer.ExpiryConsumer(
-            config.kafka_bootstrap_servers, self.db, self.publisher, self.settings, self.metrics
+            self.redis, self.db, self.publisher, self.settings, self.metrics
         )
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -65,7 +65,6 @@ class Instance:
 
     def start_workers(self) -> None:
         self.settings.refresh(self.db.engine)  # start with the settings in force, not the defaults
-        bootstrap = self.config.kafka_bootstrap_servers
         jobs: dict[str, Callable[[threading.Event], Any]] = {
             "settings": self._refresh,
             "producer-poll": self.publisher.run_poll,
@@ -74,7 +73,7 @@ class Instance:
             "relay": lambda stop: relay.run(self.db, self.publisher, self.metrics, stop),
             "expiry-consumer": self.expiry.run,
             "sweeper": lambda stop: sweeper.run(self.db, self.settings, self.metrics, stop),
-            "notifier": lambda stop: notifier.run(bootstrap, self.db, self.metrics, stop),
+            "notifier": lambda stop: notifier.run(self.redis, self.publisher, self.db, self.metrics, stop),
         }
         for name, job in jobs.items():
             thread = threading.Thread(target=self._guard, args=(name, job), name=name, daemon=True)

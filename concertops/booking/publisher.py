@@ -52,6 +52,10 @@ def producer_config(bootstrap: str) -> dict[str, Any]:
         # One request in flight per connection: concurrent produce requests to one partition race inside the
         # Tansu broker after a restart (AlreadyExists on a batch, then a watermark that hides the data).
         "max.in.flight.requests.per.connection": 1,
+        # Topics are created once, with one partition, when the broker answers (``ensure_topics``). A send
+        # racing ahead of that would have the broker auto-create the topic (with 4 partitions on Tansu),
+        # concurrently with other instances, which can leave messages its fetches never return.
+        "allow.auto.create.topics": False,
         # Every message gets a delivery report within this time, so a caller can wait for the report
         # instead of giving up early and sending the same event again while the first copy is queued.
         "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
@@ -61,15 +65,13 @@ def producer_config(bootstrap: str) -> dict[str, Any]:
     }
 
 
-def consumer_config(
-    bootstrap: str, group: str, auto_commit: bool, max_poll_interval_s: int = 30
-) -> dict[str, Any]:
+def consumer_config(bootstrap: str, group: str, max_poll_interval_s: int = 30) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap,
         "group.id": group,
         "auto.offset.reset": "earliest",
-        "enable.auto.commit": auto_commit,
-        "auto.commit.interval.ms": 500,
+        # Every handler commits explicitly, so what "committed" means is visible in its code.
+        "enable.auto.commit": False,
         # A short session timeout: the broker holds a group join for it (45 s by default).
         "session.timeout.ms": 6_000,
         "heartbeat.interval.ms": 1_000,
@@ -92,6 +94,12 @@ class Publisher:
         # relay holds back, so nothing queues up inside the client to be resent on reconnect.
         self.reachable = False
         self._ever_connected = False
+        # Times the broker answered again after an outage: a restarted broker may have lost its log, so
+        # consumers start over from its committed offsets when this changes.
+        self.epoch = 0
+        # One admin client for the producer's life: clients created and dropped on every reconnect, with
+        # requests in flight, are a crash risk inside the native library.
+        self._admin: Any = None
         self._unreachable_since: float | None = time.monotonic()
         self._buffer: deque[Message] = deque()
         self._lock = threading.Lock()
@@ -169,6 +177,7 @@ class Publisher:
                 # A restarted broker may have lost its topics; create them before anything is sent, or the
                 # first sends auto-create them concurrently (which the Tansu broker gets wrong).
                 self.ensure_topics()
+                self.epoch += 1
             self.reachable = reachable
             if reachable:
                 if not self.connected:
@@ -193,14 +202,30 @@ class Publisher:
             return False
         return True
 
-    def ensure_topics(self) -> None:
-        from confluent_kafka.admin import AdminClient, NewTopic
+    def admin(self) -> Any:
+        from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        return self._admin
+
+    def topic_id(self, topic: str) -> str | None:
+        """The topic's id: new each time the topic is created, so it names one incarnation of its log."""
+        from confluent_kafka import TopicCollection
+
         try:
-            existing = set(admin.list_topics(timeout=2).topics)
+            described = self.admin().describe_topics(TopicCollection([topic]))[topic].result(timeout=5)
+        except Exception:  # KafkaException: broker away or no such topic yet
+            return None
+        return str(described.topic_id)
+
+    def ensure_topics(self) -> None:
+        from confluent_kafka.admin import NewTopic
+
+        try:
+            existing = set(self.admin().list_topics(timeout=2).topics)
             missing = [NewTopic(t, 1, 1) for t in TOPICS if t not in existing]
-            for future in admin.create_topics(missing).values() if missing else []:
+            for future in self.admin().create_topics(missing).values() if missing else []:
                 try:
                     future.result(timeout=5)
                 except Exception as exc:  # another instance created it first

@@ -123,14 +123,14 @@ def _tansu_cmd(root: Path) -> list[str]:
     return [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
 
 
-def create_topics() -> None:
+def create_topics(bootstrap: str = f"{HOST}:{KAFKA_PORT}") -> None:
     """The booking service's topics, created as soon as the broker answers: the memory-only broker starts
     empty, and topics that clients auto-create concurrently can end up unreadable."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     from concertops.contract.names import TOPICS
 
-    admin = AdminClient({"bootstrap.servers": f"{HOST}:{KAFKA_PORT}"})
+    admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic(t, 1, 1) for t in TOPICS]).values():
         with contextlib.suppress(Exception):  # already there
             future.result(timeout=5)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pymysql
 import pytest
-from harness import Backend, Broker, free_port_block
+from harness import BOOTSTRAP, Backend, Broker, free_port_block
 
 from concertops.devstack.components import COMPONENTS, HOST, MARIADB_PORT
 
@@ -49,6 +49,11 @@ def backend(database_url: str) -> Iterator[Backend]:
     from concertops.config import Profile
     from concertops.devstack.paths import state_dir
 
+    # An empty broker, as after `devstack up`: events of an earlier run (another database, the same event
+    # ids) would otherwise be consumed into this run's database.
+    fresh = Broker(state_dir())
+    fresh.stop()
+    fresh.start()
     engine = make_engine(database_url, pool_size=5)
     migrate(engine)
     redis_url = f"redis://{HOST}:6379/13"
@@ -57,7 +62,7 @@ def backend(database_url: str) -> Iterator[Backend]:
         name="tests",
         database_url=database_url,
         redis_url=redis_url,
-        kafka_bootstrap_servers="127.0.0.1:19092",
+        kafka_bootstrap_servers=BOOTSTRAP,
     )
     harness = Backend(engine, profile, state_dir(), free_port_block(2))
     harness.start(2)

@@ -17,8 +17,11 @@ from concertops.booking import launcher
 from concertops.booking.seed import seed
 from concertops.config import Profile
 from concertops.contract import settings_store
-from concertops.contract.schema import queue_token
+from concertops.contract.schema import queue_token, reservation, seat
 from concertops.devstack import stack
+from concertops.devstack.components import HOST, KAFKA_PORT
+
+BOOTSTRAP = f"{HOST}:{KAFKA_PORT}"
 
 
 def free_port_block(count: int, start: int = 20_000) -> int:
@@ -69,6 +72,12 @@ class Backend:
     def stop(self) -> None:
         launcher.stop(self.root, [r.name for r in self.instances])
 
+    def restart(self) -> None:
+        """A deploy: every instance stopped gracefully, then started again."""
+        count = len(self.instances)
+        self.stop()
+        self.start(count)
+
     def dead(self) -> list[str]:
         """Instances that no longer answer, each with its exit status and the end of its log."""
         from concertops.devstack import processes
@@ -113,6 +122,13 @@ class Backend:
         wait_for(all_active, timeout=20, what="queue tokens to become ACTIVE")
         return tokens
 
+    def hold(self, user_id: int, schedule_id: int, seat_no: int) -> int:
+        """Reserve one seat as a new ACTIVE user; the reservation id."""
+        token = self.active_token(user_id)
+        response = self.post("/reservations", {"schedule_id": schedule_id, "seat_no": seat_no}, token)
+        assert response.status_code == 201, response.text
+        return int(response.json()["reservationId"])
+
     def new_schedule(self, seats: int = 10) -> int:
         return seed(self.engine, 1, 1, seats).schedule_ids[0]
 
@@ -151,6 +167,15 @@ class Backend:
         )
         return version
 
+    def release_holds(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                reservation.update().where(reservation.c.status == "HELD").values(status="CANCELLED")
+            )
+            conn.execute(
+                seat.update().where(seat.c.status == "HELD").values(status="AVAILABLE", reservation_id=None)
+            )
+
     def release_tokens(self) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -184,6 +209,19 @@ class Broker:
     def start(self) -> None:
         state = stack.start_component(self.root, "kafka")
         assert state.ok, state.detail
+
+    def committed(self, group: str, topic: str) -> int:
+        """The offsets ``group`` has committed on ``topic``, summed over its partitions (OffsetFetch only:
+        this reader never joins the group)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        reader = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False})
+        try:
+            partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+            offsets = reader.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+            return sum(max(tp.offset, 0) for tp in offsets)
+        finally:
+            reader.close()
 
 
 def statuses(responses: Iterable[httpx.Response]) -> dict[int, int]:

@@ -8,18 +8,9 @@ import uuid
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from harness import Backend, Broker, wait_for
+from harness import BOOTSTRAP, Backend, Broker, wait_for
 
 from concertops.contract.names import TOPIC_EXPIRATION, TOPIC_EXPIRATION_DLQ
-
-BOOTSTRAP = "127.0.0.1:19092"
-
-
-def _held(booking: Backend, user: int, schedule: int, seat: int) -> int:
-    token = booking.active_token(user)
-    response = booking.post("/reservations", {"schedule_id": schedule, "seat_no": seat}, token)
-    assert response.status_code == 201, response.text
-    return int(response.json()["reservationId"])
 
 
 def _find(topic: str, key: bytes, timeout: float = 20.0) -> Message | None:
@@ -48,7 +39,7 @@ def _find(topic: str, key: bytes, timeout: float = 20.0) -> Message | None:
 
 def test_outbox_delivers_every_event_after_a_broker_restart(booking: Backend, broker: Broker) -> None:
     schedule = booking.new_schedule(seats=10)
-    reservations = [_held(booking, 5000 + i, schedule, i + 1) for i in range(5)]
+    reservations = [booking.hold(5000 + i, schedule, i + 1) for i in range(5)]
     broker.stop()
     # In outbox mode a broker outage never fails a payment.
     for i, reservation in enumerate(reservations):
@@ -96,7 +87,7 @@ def test_outbox_delivers_every_event_after_a_broker_restart(booking: Backend, br
 def test_expiry_through_the_consumer(booking: Backend) -> None:
     booking.set(hold_ttl_s=2, expiry_sweep_interval_s=0)
     schedule = booking.new_schedule()
-    reservation = _held(booking, 6001, schedule, 1)
+    reservation = booking.hold(6001, schedule, 1)
     before = sum(booking.metric_all("reservation_expired_total", {"via": "consumer"}))
     wait_for(
         lambda: (

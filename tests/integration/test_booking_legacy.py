@@ -8,12 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from harness import Backend, Broker, statuses, wait_for
 
-
-def _hold(booking: Backend, user: int, schedule: int, seat: int) -> int:
-    token = booking.active_token(user)
-    response = booking.post("/reservations", {"schedule_id": schedule, "seat_no": seat}, token)
-    assert response.status_code == 201, response.text
-    return int(response.json()["reservationId"])
+from concertops.contract.manual_sql import OVERDUE_HOLDS
+from concertops.contract.names import (
+    CONSUMER_ASSIGNED,
+    CONSUMER_LAG,
+    EXPIRY_IN_FLIGHT,
+    GROUP_EXPIRY,
+    TOPIC_EXPIRATION,
+)
 
 
 def test_a1_b3_lock_waiters_hold_connections_until_the_pool_runs_dry(booking: Backend) -> None:
@@ -52,10 +54,50 @@ def test_a1_b3_lock_waiters_hold_connections_until_the_pool_runs_dry(booking: Ba
     assert booking.metric("mysql_connection_pool_timeouts_total") > 0
 
 
+def test_b2_blocking_consumer_loses_the_expiry_in_flight_on_restart(booking: Backend, broker: Broker) -> None:
+    # Release every earlier hold: the recommended consumer then drops their circulating expiry messages, so
+    # the blocking consumer below sleeps on this test's hold and not on an older one.
+    booking.release_holds()
+    wait_for(
+        lambda: sum(booking.metric_all(CONSUMER_LAG, {"group": GROUP_EXPIRY})) == 0,
+        timeout=30,
+        what="the expiry topic to drain",
+    )
+    booking.preset("legacy", hold_ttl_s=20)
+    # Fresh legacy instances, and their consumer group settled, before the hold is made.
+    booking.restart()
+    wait_for(
+        lambda: (
+            [n > 0 for n in booking.metric_all(CONSUMER_ASSIGNED, {"group": GROUP_EXPIRY})].count(True) == 1
+        ),
+        timeout=30,
+        what="one instance to read the expiry topic",
+    )
+    committed_before = broker.committed(GROUP_EXPIRY, TOPIC_EXPIRATION)
+    lost = booking.hold(7301, booking.new_schedule(), 1)
+    wait_for(
+        lambda: sum(booking.metric_all(EXPIRY_IN_FLIGHT)) == 1,
+        timeout=20,
+        what="a blocking expiry handler to sleep on the hold",
+    )
+    booking.restart()  # a deploy while the handler sleeps
+    due = booking.scalar("SELECT held_expires_at FROM reservation WHERE reservation_id = :r", r=lost)
+    wait_for(
+        lambda: booking.scalar("SELECT NOW() > :due + INTERVAL 8 SECOND", due=due),
+        timeout=40,
+        what="the hold to be 8 s overdue",
+    )
+    # Nobody expires it: the message was committed on receipt, so the broker counts it consumed...
+    assert broker.committed(GROUP_EXPIRY, TOPIC_EXPIRATION) > committed_before
+    # ...and the seat stays HELD past its expiry, found by the manual's own diagnosis query.
+    assert lost in {row.reservation_id for row in booking.rows(OVERDUE_HOLDS)}
+    assert booking.metric_all(EXPIRY_IN_FLIGHT) == [0.0, 0.0]
+
+
 def test_b1_broker_down_turns_a_committed_payment_into_a_500(booking: Backend, broker: Broker) -> None:
     booking.preset("legacy", kafka_send_timeout_ms=1500, producer_disconnect_after_s=300)
     schedule = booking.new_schedule()
-    reservation = _hold(booking, 7101, schedule, 1)
+    reservation = booking.hold(7101, schedule, 1)
     errors_before = booking.metric("kafka_producer_error_total")
     broker.stop()
     response = booking.post("/payments", {"reservation_id": reservation, "user_id": 7101})
@@ -72,7 +114,7 @@ def test_b1_broker_down_turns_a_committed_payment_into_a_500(booking: Backend, b
 def test_b4_disconnected_producer_drops_events_silently(booking: Backend, broker: Broker) -> None:
     booking.preset("legacy", producer_disconnect_after_s=1)
     schedule = booking.new_schedule()
-    reservation = _hold(booking, 7201, schedule, 1)
+    reservation = booking.hold(7201, schedule, 1)
     skipped_before = sum(booking.metric_all("kafka_events_skipped_total"))
     broker.stop()
     wait_for(

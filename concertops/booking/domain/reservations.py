@@ -82,6 +82,15 @@ def take_seat(
     return Hold(int(reservation_id), int(row.seat_id), expires)
 
 
+def still_held(conn: sa.Connection, reservation_id: int) -> bool:
+    return (
+        conn.execute(
+            sa.select(reservation.c.status).where(reservation.c.reservation_id == reservation_id)
+        ).scalar()
+        == "HELD"
+    )
+
+
 def expire(conn: sa.Connection, reservation_ids: list[int]) -> int:
     """Expire those of ``reservation_ids`` that are still HELD and overdue *now*, and free their seats.
 

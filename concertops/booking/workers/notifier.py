@@ -6,12 +6,14 @@ import json
 import logging
 import threading
 
+import redis
 import sqlalchemy as sa
 
 from concertops.booking.db import Database
 from concertops.booking.domain.clock import utcnow
 from concertops.booking.metrics import Metrics
-from concertops.booking.workers.consuming import LagReporter, commit, make_consumer
+from concertops.booking.publisher import Publisher
+from concertops.booking.workers.consuming import LeasedConsumer
 from concertops.contract.names import GROUP_NOTIFICATION, TOPIC_PAYMENT_COMPLETED
 from concertops.contract.schema import notification
 
@@ -38,16 +40,14 @@ def handle(db: Database, metrics: Metrics, raw: bytes) -> bool:
     return True
 
 
-def run(bootstrap: str, db: Database, metrics: Metrics, stop: threading.Event) -> None:
-    consumer = make_consumer(
-        metrics, bootstrap, GROUP_NOTIFICATION, TOPIC_PAYMENT_COMPLETED, auto_commit=False
-    )
-    lag = LagReporter(metrics, GROUP_NOTIFICATION, TOPIC_PAYMENT_COMPLETED)
+def run(
+    cache: redis.Redis, publisher: Publisher, db: Database, metrics: Metrics, stop: threading.Event
+) -> None:
+    consumer = LeasedConsumer(cache, publisher, metrics, GROUP_NOTIFICATION, TOPIC_PAYMENT_COMPLETED)
     try:
         while not stop.is_set():
-            lag.report(consumer)
             msg = consumer.poll(0.2)
-            if msg is None or msg.error():
+            if msg is None:
                 continue
             try:
                 handle(db, metrics, msg.value())
@@ -55,12 +55,9 @@ def run(bootstrap: str, db: Database, metrics: Metrics, stop: threading.Event) -
                 log.error("unreadable payment event at offset %s skipped: %s", msg.offset(), exc)
             except sa.exc.SQLAlchemyError as exc:
                 log.warning("notification not recorded, will retry: %s", type(exc).__name__)
-                # Not committed: read it again from the same offset.
-                from confluent_kafka import TopicPartition
-
-                consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+                consumer.seek_back(msg)  # not committed: read it again
                 stop.wait(1.0)
                 continue
-            commit(consumer, msg)
+            consumer.commit(msg)
     finally:
         consumer.close()
