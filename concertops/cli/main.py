@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from concertops.cli import backend, config_cmd, devstack, doctor, simulate
+from concertops.cli import backend, check, config_cmd, devstack, doctor, runbooks_cmd, simulate
 from concertops.cli.state import OPTIONS
 from concertops.errors import UNKNOWN
 
@@ -30,6 +30,27 @@ app.add_typer(backend.app, name="backend")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(simulate.app, name="simulate")
 app.command("doctor")(doctor.doctor)
+app.command("check")(check.check)
+app.add_typer(runbooks_cmd.app, name="runbooks")
+
+# One command per manual entry, so on-call muscle memory is `concertops b2`.
+RUNBOOK_COMMANDS = {
+    "A-1": "lock contention draining the DB pool",
+    "A-2": "sell-out 409 floods that look like errors",
+    "A-3": "queue activation delayed by polling",
+    "B-1": "Kafka outage failing payments",
+    "B-2": "lost expiry events holding seats forever",
+    "B-3": "default DB pool exhausted",
+    "B-4": "events dropped while the producer is disconnected",
+}
+for _id, _what in RUNBOOK_COMMANDS.items():
+    app.command(
+        _id.replace("-", "").lower(),
+        short_help=f"{_id}: {_what}.",
+        help=f"{_id}: {_what}. Shows the diagnosis with its evidence and the remediation plan "
+        f"(details: concertops runbooks show {_id}).",
+        rich_help_panel="Runbooks",
+    )(check.runbook_command(_id))
 
 
 @app.callback()

@@ -1,0 +1,99 @@
+"""``concertops check`` and the seven runbook commands ``a1`` … ``b4``: detection, evidence and the plan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from concertops.cli.state import OPTIONS
+from concertops.errors import UsageError
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    nagios = "nagios"
+    prom = "prom"
+
+
+FORMAT_OPTION = typer.Option(
+    Format.table, "--format", "-f", help="table (people), json (scripts), nagios (one line), prom (textfile)."
+)
+OUTPUT_OPTION = typer.Option(
+    None,
+    "--output",
+    "-o",
+    metavar="FILE",
+    help="Write there atomically instead of stdout (textfile collector).",
+)
+TIMEOUT_OPTION = typer.Option(5.0, "--timeout", min=0.1, max=120, help="Seconds each probe may take.")
+ALL_OPTION = typer.Option(False, "--all", "-a", help="Table: list OK signals too, not only the firing ones.")
+
+
+def check(
+    ids: list[str] = typer.Argument(
+        None, metavar="[ID]...", help="Runbooks to check (A-1, a1 …); default all."
+    ),
+    fmt: Format = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+    show_all: bool = ALL_OPTION,
+) -> None:
+    """Detect every incident of the manual at once: for cron, CI and the first look at 3 a.m.
+
+    Exit code: the worst status measured (0 OK, 1 WARNING, 2 CRITICAL); 3 only when nothing could be
+    measured. Examples:
+
+      concertops check                      # all seven, as a table
+      concertops check B-2 a1 --format json
+      concertops check --format prom --output /var/lib/node_exporter/textfile/concertops.prom
+    """
+    from concertops.runbooks.pages import RUNBOOK_IDS, normalise_id
+
+    wanted: list[str] = []
+    for raw in ids or RUNBOOK_IDS:
+        try:
+            wanted.append(normalise_id(raw))
+        except ValueError:
+            raise UsageError(f"unknown runbook {raw!r}", f"use one of {', '.join(RUNBOOK_IDS)}") from None
+    _run(list(dict.fromkeys(wanted)), fmt, output, timeout, show_all)
+
+
+def runbook_command(runbook_id: str) -> Callable[..., None]:
+    def command(
+        fmt: Format = FORMAT_OPTION,
+        output: Path | None = OUTPUT_OPTION,
+        timeout: float = TIMEOUT_OPTION,
+        show_all: bool = ALL_OPTION,
+    ) -> None:
+        _run([runbook_id], fmt, output, timeout, show_all, plan_only=True)
+
+    return command
+
+
+def _run(
+    ids: list[str], fmt: Format, output: Path | None, timeout: float, show_all: bool, plan_only: bool = False
+) -> None:
+    from concertops.cli import render
+    from concertops.engine.check import run_check
+    from concertops.runbooks.registry import get
+
+    if fmt is Format.table and output is not None:
+        raise UsageError("--output needs a machine format", "add --format json, nagios or prom")
+    profile = OPTIONS.load_profile()
+    runbooks = [get(i) for i in ids]
+    report = run_check(profile, runbooks, timeout, history=fmt is Format.table and output is None)
+    if fmt is Format.table and output is None:
+        render.table(report, show_all or plan_only)
+    else:
+        text = render.as_text(report, fmt.value)
+        if output is not None:
+            render.write_atomically(output, text)
+        else:
+            from concertops.cli import console
+
+            console.out().file.write(text)
+    raise typer.Exit(report.exit_code)

@@ -1,0 +1,128 @@
+"""Render a check report: a rich table for people, JSON, a Nagios status line, or node_exporter textfile
+lines. Only this module and ``console`` know about rich."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from concertops.engine.evaluate import format_value
+from concertops.engine.findings import Finding
+from concertops.engine.report import Report
+from concertops.engine.status import Status
+
+FORMATS = ("table", "json", "nagios", "prom")
+_COLOURS = {
+    Status.OK: "green",
+    Status.WARNING: "yellow",
+    Status.CRITICAL: "bold red",
+    Status.UNKNOWN: "magenta",
+}
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def as_text(report: Report, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report.as_json(), indent=2, default=str) + "\n"
+    if fmt == "nagios":
+        return nagios(report) + "\n"
+    if fmt == "prom":
+        return prom(report)
+    raise ValueError(fmt)
+
+
+def nagios(report: Report) -> str:
+    """``CONCERTOPS CRITICAL - B-2: …; A-1: … | 'A-1'=0;1;2;0;3 …`` — one line, perfdata per runbook."""
+    firing = [r for r in report.runbooks if r.status is not Status.OK]
+    summary = "; ".join(f"{r.id}: {r.verdict}" for r in firing) or "all runbooks OK"
+    perfdata = " ".join(f"'{r.id}'={int(r.status)};1;2;0;3" for r in report.runbooks)
+    degraded = f" ({report.mode})" if report.mode.startswith("degraded") else ""
+    perfdata += f" 'duration'={report.duration_s:.3f}s"
+    return f"CONCERTOPS {report.status.name}{degraded} - {summary} | {perfdata}"
+
+
+def prom(report: Report) -> str:
+    lines = [
+        "# HELP concertops_runbook_status Runbook status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+        "# TYPE concertops_runbook_status gauge",
+        *(f'concertops_runbook_status{{runbook="{r.id}"}} {int(r.status)}' for r in report.runbooks),
+        "# HELP concertops_check_duration_seconds How long the check took.",
+        "# TYPE concertops_check_duration_seconds gauge",
+        f"concertops_check_duration_seconds {report.duration_s:.3f}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temp file in the same folder, then rename: node_exporter's textfile collector never reads half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def table(report: Report, show_ok_findings: bool) -> None:
+    from rich.table import Table
+
+    from concertops.cli import console
+
+    out = console.out()
+    out.print(f"[bold]concertops check[/] — {report.mode}, {report.duration_s:.2f} s")
+    for source, state in report.sources.items():
+        if state != "ok":
+            out.print(f"  [magenta]{source}[/]: {state}")
+    for result in report.runbooks:
+        colour = _COLOURS[result.status]
+        out.print()
+        out.print(
+            f"[{colour}]{result.status.name:<8}[/] [bold]{result.id}[/] {result.title} — {result.verdict}"
+        )
+        grid = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
+        for column in ("status", "signal", "value", "trend", "source"):
+            grid.add_column(column, overflow="fold")
+        for finding in result.findings:
+            if finding.status is Status.OK and not show_ok_findings:
+                continue
+            grid.add_row(
+                f"[{_COLOURS[finding.status]}]{finding.status.name}[/]",
+                finding.title,
+                _value(finding),
+                sparkline(finding.history),
+                finding.source,
+            )
+        if grid.row_count:
+            out.print(grid)
+        for finding in result.findings:
+            if finding.status is not Status.OK and finding.rows:
+                out.print(f"    [dim]{finding.title}, first rows:[/]")
+                for row in finding.rows[:5]:
+                    out.print("      " + "  ".join(str(v) for v in row))
+        for n, step in enumerate(result.plan, 1):
+            limits = ", ".join(f"{k}={v}" for k, v in step.limits.items())
+            detail = f"[bold]{step.action}[/]" + (f", {limits}" if limits else "")
+            out.print(f"    [cyan]plan {n}.[/] {step.title} ({detail})")
+
+
+def _value(finding: Finding) -> str:
+    if finding.status is Status.UNKNOWN:
+        return finding.message
+    return finding.message if finding.value is not None else "—"
+
+
+def sparkline(history: tuple[float, ...]) -> str:
+    if not history:
+        return ""
+    low, high = min(history), max(history)
+    span = (high - low) or 1.0
+    return "".join(_BARS[min(int((v - low) / span * (len(_BARS) - 1)), len(_BARS) - 1)] for v in history)
+
+
+__all__ = ["FORMATS", "as_text", "format_value", "table", "write_atomically"]

@@ -1,0 +1,60 @@
+"""Judge observations against a signal's thresholds. Pure: no I/O, so every boundary is unit-tested."""
+
+from __future__ import annotations
+
+from concertops.engine.findings import Finding, Observation
+from concertops.engine.signals import Signal
+from concertops.engine.status import Status
+
+
+def judge(signal: Signal, observed: Observation) -> Finding:
+    """OK / WARNING / CRITICAL by the thresholds; UNKNOWN when the value could not be measured.
+
+    A threshold is crossed when the value is strictly beyond it (``> warning``, or ``< warning`` for a
+    floor), as the manual writes its checks ("pool usage > 80%")."""
+    if observed.error is not None:
+        return _finding(signal, observed, Status.UNKNOWN, None, f"not measured: {observed.error}")
+    value = observed.value
+    if value is None:
+        # A rate or quantile over a window without traffic: nothing is wrong, and nothing to show.
+        return _finding(signal, observed, Status.OK, None, "no samples in the window (no traffic)")
+    for status, threshold in ((Status.CRITICAL, signal.critical), (Status.WARNING, signal.warning)):
+        if threshold is not None and _beyond(value, threshold, signal.below):
+            word = "below" if signal.below else "above"
+            message = f"{format_value(value, signal.unit)} is {word} {format_value(threshold, signal.unit)}"
+            return _finding(signal, observed, status, threshold, message)
+    limit = signal.warning if signal.warning is not None else signal.critical
+    return _finding(signal, observed, Status.OK, limit, f"{format_value(value, signal.unit)}")
+
+
+def _beyond(value: float, threshold: float, below: bool) -> bool:
+    return value < threshold if below else value > threshold
+
+
+def _finding(
+    signal: Signal, observed: Observation, status: Status, threshold: float | None, message: str
+) -> Finding:
+    return Finding(
+        signal=signal.name,
+        title=signal.title,
+        status=status,
+        value=observed.value,
+        threshold=threshold,
+        source=observed.source,
+        query=observed.query,
+        message=message,
+        unit=signal.unit,
+        rows=observed.rows if status is not Status.OK else (),
+        history=observed.history,
+    )
+
+
+def format_value(value: float, unit: str) -> str:
+    if unit == "ratio":
+        return f"{value * 100:.1f}%"
+    if unit == "s":
+        return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+    if unit == "/s":
+        return f"{value:.2f}/s"
+    text = f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
+    return f"{text} {unit}".rstrip()

@@ -1,0 +1,78 @@
+"""What probing measured and what judging concluded: frozen values, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from concertops.engine.status import Status
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One signal as measured: a value, or the error that prevented it (never both)."""
+
+    signal: str
+    source: str  # "prometheus", "direct scrape", "sql", "kafka"
+    query: str
+    value: float | None = None
+    error: str | None = None
+    rows: tuple[tuple[Any, ...], ...] = ()  # evidence rows (SQL detail queries)
+    history: tuple[float, ...] = ()  # the last 30 minutes, for the sparkline
+
+
+@dataclass(frozen=True)
+class Finding:
+    signal: str
+    title: str
+    status: Status
+    value: float | None
+    threshold: float | None
+    source: str
+    query: str
+    message: str
+    unit: str = ""
+    rows: tuple[tuple[Any, ...], ...] = ()
+    history: tuple[float, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "signal": self.signal,
+            "title": self.title,
+            "status": self.status.name,
+            "value": self.value,
+            "threshold": self.threshold,
+            "unit": self.unit,
+            "source": self.source,
+            "query": self.query,
+            "message": self.message,
+            "rows": [list(map(_plain, row)) for row in self.rows],
+        }
+
+
+@dataclass(frozen=True)
+class Step:
+    """One remediation step of a plan: what it changes, within which limits, to what effect."""
+
+    id: str
+    title: str
+    action: str
+    params: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, Any] = field(default_factory=dict)
+    expect: str = ""
+    because: tuple[str, ...] = ()  # the signals that call for it
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "action": self.action,
+            "params": self.params,
+            "limits": self.limits,
+            "expect": self.expect,
+            "because": list(self.because),
+        }
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, int | float | str | type(None)) else str(value)

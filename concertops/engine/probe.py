@@ -1,0 +1,198 @@
+"""Probe: every signal of the chosen runbooks measured once, in parallel, each within its own deadline.
+
+Metric signals go to Prometheus when one is configured and answers, else to a direct scrape of the
+service's ``/metrics`` endpoints (the report says "degraded: direct scrape"). A signal shared by several
+runbooks (the same query) is measured once. An unreachable source makes only its own signals UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from concertops.config import Profile
+from concertops.engine.findings import Observation
+from concertops.engine.signals import METRIC_KINDS, Signal
+from concertops.redact import redact_text, redact_url
+
+WORKERS = 16
+
+
+@dataclass(frozen=True)
+class Probed:
+    observations: dict[tuple[str, str], Observation]  # (kind, query) → observation
+    sources: dict[str, str]
+    mode: str
+
+    def for_signal(self, signal: Signal) -> Observation:
+        observed = self.observations[_key(signal)]
+        # The same measurement under this runbook's own signal name.
+        return Observation(
+            signal.name,
+            observed.source,
+            observed.query,
+            observed.value,
+            observed.error,
+            observed.rows,
+            observed.history,
+        )
+
+
+def probe(
+    profile: Profile,
+    signals: Iterable[Signal],
+    timeout_s: float,
+    history_for: frozenset[str] = frozenset(),
+    scrape_interval_s: float = 1.0,
+) -> Probed:
+    """Measure ``signals`` (deduplicated); ``history_for`` names the signals that also want 30 minutes of
+    history (the sparkline), fetched from Prometheus only."""
+    unique: dict[tuple[str, str], Signal] = {}
+    for signal in signals:
+        unique.setdefault(_key(signal), signal)
+    sources: dict[str, str] = {}
+    adapters = _Adapters(profile, timeout_s)
+    metric_signals = [s for s in unique.values() if s.kind in METRIC_KINDS]
+    tasks: dict[tuple[str, str], Callable[[], Observation]] = {}
+    with ThreadPoolExecutor(WORKERS) as pool:
+        prometheus, mode = _prometheus(profile, timeout_s, sources) if metric_signals else (None, "")
+        scrape = None
+        if metric_signals and prometheus is None:
+            from concertops.sources.scrape import ScrapeSource
+
+            scrape = ScrapeSource(profile.metrics_urls, timeout_s, scrape_interval_s)
+            collected = pool.submit(scrape.collect, metric_signals)
+        for key, signal in unique.items():
+            if signal.kind in METRIC_KINDS:
+                if prometheus is not None:
+                    tasks[key] = _bind(prometheus.observe, signal, signal.name in history_for)
+                else:
+                    assert scrape is not None
+                    tasks[key] = _after(collected, scrape.observe, signal)
+            elif signal.kind == "sql":
+                tasks[key] = _bind(adapters.sql().observe, signal)
+            else:
+                tasks[key] = _bind(adapters.kafka().observe, signal)
+        # Rates by direct scrape wait for the second scrape: their deadline starts after it.
+        budget = timeout_s + (scrape_interval_s if scrape is not None else 0.0)
+        observations = _gather(pool, tasks, unique, budget)
+    adapters.close()
+    for key, observed in observations.items():
+        # Each source's state: "ok", or the first error one of its signals met.
+        kind = unique[key].source_kind
+        if observed.error and sources.get(kind, "ok") == "ok":
+            sources[kind] = observed.error
+        sources.setdefault(kind, "ok")
+    return Probed(observations, sources, mode)
+
+
+def _gather(
+    pool: ThreadPoolExecutor,
+    tasks: dict[tuple[str, str], Callable[[], Observation]],
+    signals: dict[tuple[str, str], Signal],
+    budget_s: float,
+) -> dict[tuple[str, str], Observation]:
+    futures: dict[Future[Observation], tuple[str, str]] = {pool.submit(t): k for k, t in tasks.items()}
+    deadline = time.monotonic() + budget_s
+    results: dict[tuple[str, str], Observation] = {}
+    pending = set(futures)
+    while pending and (left := deadline - time.monotonic()) > 0:
+        done, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
+        for future in done:
+            key = futures[future]
+            try:
+                results[key] = future.result()
+            except Exception as exc:  # a source adapter bug must not take the whole check down
+                s = signals[key]
+                results[key] = Observation(s.name, s.source_kind, s.describe_query(), error=_err(exc))
+    for future in pending:
+        future.cancel()
+        s = signals[futures[future]]
+        results[futures[future]] = Observation(
+            s.name, s.source_kind, s.describe_query(), error=f"timed out after {budget_s:g} s"
+        )
+    return results
+
+
+def _prometheus(profile: Profile, timeout_s: float, sources: dict[str, str]) -> tuple[Any, str]:
+    if not profile.prometheus_url:
+        return None, "direct scrape (no Prometheus configured)"
+    from concertops.sources.prometheus import PrometheusSource
+
+    source = PrometheusSource(profile.prometheus_url, timeout_s)
+    try:
+        source.ping()
+    except Exception as exc:
+        sources["prometheus"] = f"{redact_url(profile.prometheus_url)}: {_err(exc)}"
+        return None, "degraded: direct scrape (Prometheus did not answer)"
+    sources["prometheus"] = "ok"
+    return source, "prometheus"
+
+
+class _Adapters:
+    """SQL and Kafka adapters, created on first use (their imports are not free)."""
+
+    def __init__(self, profile: Profile, timeout_s: float) -> None:
+        self.profile, self.timeout_s = profile, timeout_s
+        self._sql: Any = None
+        self._kafka: Any = None
+
+    def sql(self) -> Any:
+        if self._sql is None:
+            from concertops.sources.sql import SqlSource
+
+            url = self.profile.database_url
+            self._sql = (
+                SqlSource(url, self.timeout_s) if url else _Missing("sql", "no database_url configured")
+            )
+        return self._sql
+
+    def kafka(self) -> Any:
+        if self._kafka is None:
+            from concertops.sources.kafka import KafkaSource
+
+            servers = self.profile.kafka_bootstrap_servers
+            self._kafka = (
+                KafkaSource(servers, self.timeout_s)
+                if servers
+                else _Missing("kafka", "no kafka_bootstrap_servers configured")
+            )
+        return self._kafka
+
+    def close(self) -> None:
+        if self._sql is not None and hasattr(self._sql, "close"):
+            self._sql.close()
+
+
+class _Missing:
+    def __init__(self, source: str, why: str) -> None:
+        self.source, self.why = source, why
+
+    def observe(self, signal: Signal) -> Observation:
+        return Observation(signal.name, self.source, signal.describe_query(), error=self.why)
+
+
+def _bind(fn: Callable[..., Observation], *args: Any) -> Callable[[], Observation]:
+    return lambda: fn(*args)
+
+
+def _after(
+    first: Future[Any], fn: Callable[[Signal], Observation], signal: Signal
+) -> Callable[[], Observation]:
+    def run() -> Observation:
+        first.result()
+        return fn(signal)
+
+    return run
+
+
+def _key(signal: Signal) -> tuple[str, str]:
+    return signal.kind, signal.describe_query()
+
+
+def _err(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return redact_text(text[:200])

@@ -1,0 +1,204 @@
+"""Typed signals, as a runbook page's front matter declares them.
+
+A metric signal (gauge, rate, ratio, quantile) can be read from Prometheus or from a direct scrape of the
+service's ``/metrics`` endpoints; both read the same declaration, so the thresholds mean the same either way.
+Values are summed across instances before any division (a per-series ratio of 5xx over all requests is 1).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from concertops.errors import ConfigError
+
+Kind = Literal["gauge", "rate", "ratio", "quantile", "sql", "kafka_lag", "topic_depth"]
+METRIC_KINDS = ("gauge", "rate", "ratio", "quantile")
+KINDS: tuple[str, ...] = (*METRIC_KINDS, "sql", "kafka_lag", "topic_depth")
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+_WINDOW = re.compile(r"^\d+[smh]$")
+
+
+class RunbookPageError(ConfigError):
+    """A runbook page's front matter is malformed: the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Matcher:
+    label: str
+    op: str
+    value: str
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        actual = labels.get(self.label, "")
+        if self.op == "=":
+            return actual == self.value
+        if self.op == "!=":
+            return actual != self.value
+        found = re.fullmatch(self.value, actual) is not None
+        return found if self.op == "=~" else not found
+
+
+def parse_selector(text: str) -> tuple[Matcher, ...]:
+    """``status=~"5..", route="/payments"`` → matchers (the PromQL label-matcher syntax)."""
+    matchers, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        found = _MATCHER.match(text, pos)
+        if not found:
+            raise ValueError(f'bad label selector {text!r} (expected label="value", label=~"regex", …)')
+        matchers.append(Matcher(found[1], found[2], found[3]))
+        pos = found.end()
+    return tuple(matchers)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric expression: a gauge summed across instances, or a counter's rate over a window."""
+
+    kind: Literal["gauge", "rate"]
+    metric: str
+    selector: str = ""
+    window: str = "1m"
+    # How instances combine: a sum for per-instance quantities (pool in use); max or min for a value every
+    # instance reports alike (outbox backlog, read from the one database) or one that any instance can fail.
+    agg: Literal["sum", "max", "min"] = "sum"
+
+    @property
+    def matchers(self) -> tuple[Matcher, ...]:
+        return parse_selector(self.selector)
+
+    def promql(self) -> str:
+        selected = f"{self.metric}{{{self.selector}}}" if self.selector else self.metric
+        if self.kind == "gauge":
+            return f"{self.agg}({selected})"
+        # A counter nobody has incremented yet has no series: that is a rate of 0, not a missing signal.
+        return f"(sum(rate({selected}[{self.window}])) or vector(0))"
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    title: str
+    kind: Kind
+    warning: float | None = None
+    critical: float | None = None
+    below: bool = False  # thresholds are floors (e.g. a success rate), not ceilings
+    unit: str = ""
+    main: bool = False  # the runbook's headline signal (sparkline in the table view)
+    # metric kinds
+    series: Series | None = None
+    denominator: Series | None = None
+    quantile: float = 0.95
+    # sql
+    query: str = ""
+    column: int = 0
+    detail: str = ""  # rows shown as evidence when the signal is not OK
+    # kafka
+    group: str = ""
+    topic: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source_kind(self) -> str:
+        return "metrics" if self.kind in METRIC_KINDS else ("sql" if self.kind == "sql" else "kafka")
+
+    def promql(self) -> str:
+        assert self.series is not None
+        if self.kind == "ratio":
+            assert self.denominator is not None
+            return f"({self.series.promql()}) / ({self.denominator.promql()})"
+        if self.kind == "quantile":
+            s = self.series
+            selected = f"{s.metric}_bucket{{{s.selector}}}" if s.selector else f"{s.metric}_bucket"
+            return f"histogram_quantile({self.quantile}, sum by (le) (rate({selected}[{s.window}])))"
+        return self.series.promql()
+
+    def describe_query(self) -> str:
+        if self.kind in METRIC_KINDS:
+            return self.promql()
+        if self.kind == "sql":
+            return self.query
+        if self.kind == "kafka_lag":
+            return f"consumer group {self.group} lag on {self.topic}"
+        return f"messages in {self.topic}"
+
+
+def parse_signal(raw: Any, where: str) -> Signal:
+    """One ``signals:`` entry of a page; every problem names ``where`` (file and field)."""
+    if not isinstance(raw, dict):
+        raise RunbookPageError(f"{where}: a signal must be a mapping")
+    name = _text(raw, "name", where)
+    where = f"{where} ({name})"
+    kind = _text(raw, "kind", where)
+    if kind not in KINDS:
+        raise RunbookPageError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+    common: dict[str, Any] = {
+        "name": name,
+        "title": str(raw.get("title") or name),
+        "kind": kind,
+        "warning": _number(raw, "warning", where),
+        "critical": _number(raw, "critical", where),
+        "below": bool(raw.get("below", False)),
+        "unit": str(raw.get("unit", "")),
+        "main": bool(raw.get("main", False)),
+    }
+    if common["warning"] is None and common["critical"] is None and not raw.get("info"):
+        raise RunbookPageError(f"{where}: give a warning or critical threshold (or info: true)")
+    if kind in ("gauge", "rate", "quantile"):
+        common["series"] = _series(raw, "gauge" if kind == "gauge" else "rate", where)
+        if kind == "quantile":
+            common["quantile"] = _number(raw, "q", where) or 0.95
+    elif kind == "ratio":
+        common["series"] = _series(raw.get("numerator"), None, f"{where} numerator")
+        common["denominator"] = _series(raw.get("denominator"), None, f"{where} denominator")
+    elif kind == "sql":
+        common["query"] = _text(raw, "query", where)
+        common["column"] = int(raw.get("column", 0))
+        common["detail"] = str(raw.get("detail", ""))
+    elif kind == "kafka_lag":
+        common["group"], common["topic"] = _text(raw, "group", where), _text(raw, "topic", where)
+    else:
+        common["topic"] = _text(raw, "topic", where)
+    return Signal(**common)
+
+
+def _series(raw: Any, kind: str | None, where: str) -> Series:
+    if not isinstance(raw, dict):
+        raise RunbookPageError(f"{where}: expected a mapping with metric (and labels, window)")
+    kind = kind or str(raw.get("kind", "gauge"))
+    if kind not in ("gauge", "rate"):
+        raise RunbookPageError(f"{where}: kind must be gauge or rate, not {kind!r}")
+    selector = str(raw.get("labels", ""))
+    try:
+        parse_selector(selector)
+    except ValueError as exc:
+        raise RunbookPageError(f"{where}: labels: {exc}") from None
+    agg = str(raw.get("agg", "sum"))
+    if agg not in ("sum", "max", "min") or (agg != "sum" and kind == "rate"):
+        raise RunbookPageError(f"{where}: agg {agg!r} must be sum, max or min (rates are always summed)")
+    window = str(raw.get("window", "1m"))
+    if not _WINDOW.match(window):
+        raise RunbookPageError(f"{where}: window {window!r} must look like 30s, 1m or 5m")
+    return Series(kind, _text(raw, "metric", where), selector, window, agg)  # type: ignore[arg-type]
+
+
+def _text(raw: dict[str, Any], key: str, where: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise RunbookPageError(f"{where}: field {key!r} is missing or empty")
+    return value.strip()
+
+
+def _number(raw: dict[str, Any], key: str, where: str) -> float | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RunbookPageError(f"{where}: field {key!r} must be a number, not {value!r}")
+    return float(value)
+
+
+def window_seconds(window: str) -> float:
+    return float(window[:-1]) * {"s": 1, "m": 60, "h": 3600}[window[-1]]

@@ -1,0 +1,17 @@
+"""A-1 — lock waiters keep pooled connections until the pool runs dry."""
+
+from __future__ import annotations
+
+from concertops.runbooks.verdicts import Firing
+
+
+def verdict(firing: Firing) -> str | None:
+    if firing("pool_usage") and firing("lock_errors"):
+        return (
+            "seat-lock waiters are holding pooled connections: let fewer users in, then fail fast on the lock"
+        )
+    if firing("pool_usage"):
+        return "the pool is drained without lock contention: see B-3 (pool size)"
+    if firing("lock_errors"):
+        return "seat-lock contention is rising; the pool still copes"
+    return None

@@ -1,0 +1,13 @@
+"""A-2 — a sell-out answers most requests with 409, which naive monitoring reads as an error rate."""
+
+from __future__ import annotations
+
+from concertops.runbooks.verdicts import Firing
+
+
+def verdict(firing: Firing) -> str | None:
+    if firing("server_error_share"):
+        return "5xx over 1%: a real incident, not a sell-out (see A-1, B-1, B-3)"
+    if firing("conflict_share") or firing("conflict_rate"):
+        return "business sell-out, not an incident: 409s are refusals and 5xx stays under 1%"
+    return None

@@ -1,0 +1,13 @@
+"""A-3 — queue tokens wait for the next polling run to turn ACTIVE."""
+
+from __future__ import annotations
+
+from concertops.runbooks.verdicts import Firing
+
+
+def verdict(firing: Firing) -> str | None:
+    if firing("event_activation") and (firing("oldest_waiting") or firing("waiting_tokens")):
+        return "tokens wait for the next polling run: event activation is off"
+    if firing("activation_duration"):
+        return "activation runs are slow enough to slip the next cycle"
+    return None

@@ -1,0 +1,13 @@
+"""B-3 — a pool too small for the load (the driver's default of 10)."""
+
+from __future__ import annotations
+
+from concertops.runbooks.verdicts import Firing
+
+
+def verdict(firing: Firing) -> str | None:
+    if firing("connection_share") or firing("max_connection_errors"):
+        return "MySQL is at its max_connections: kill idle connections before growing any pool"
+    if firing("pool_timeouts"):
+        return "requests wait for a pooled connection and time out: size the pool explicitly"
+    return None

@@ -1,0 +1,15 @@
+"""B-4 — events dropped without an error while the producer is disconnected."""
+
+from __future__ import annotations
+
+from concertops.runbooks.verdicts import Firing
+
+
+def verdict(firing: Firing) -> str | None:
+    if firing("producer_connected") and firing("skip_policy"):
+        return "the producer is disconnected and set to drop: events are being lost right now"
+    if firing("skipped_events"):
+        return "events were dropped while disconnected: re-publish the window"
+    if firing("unnotified_payments"):
+        return "payments were never announced: re-publish their events"
+    return None

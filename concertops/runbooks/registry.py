@@ -1,0 +1,52 @@
+"""The seven runbooks: each page, its module, and the whole evaluate → verdict → plan chain (pure)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import ModuleType
+
+from concertops.engine.findings import Finding, Observation, Step
+from concertops.engine.status import Status
+from concertops.runbooks import base
+from concertops.runbooks.pages import RUNBOOK_IDS, Page, load
+
+
+@dataclass(frozen=True)
+class Judgement:
+    status: Status
+    verdict: str
+    findings: tuple[Finding, ...]
+    plan: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Runbook:
+    page: Page
+    module: ModuleType
+
+    @property
+    def id(self) -> str:
+        return self.page.id
+
+    def judge(self, observations: Mapping[str, Observation]) -> Judgement:
+        findings = base.evaluate(self.page, observations)
+        firing = {f.signal for f in findings if f.status in base.FIRING}
+        special = self.module.verdict(firing.__contains__)
+        return Judgement(
+            status=base.status_of(findings),
+            verdict=special or base.verdict(self.page, findings),
+            findings=findings,
+            plan=base.plan(self.page, findings),
+        )
+
+
+def get(runbook_id: str) -> Runbook:
+    page = load(runbook_id)
+    module = importlib.import_module(f"concertops.runbooks.{page.module}")
+    return Runbook(page, module)
+
+
+def all_runbooks() -> list[Runbook]:
+    return [get(i) for i in RUNBOOK_IDS]

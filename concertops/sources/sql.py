@@ -1,0 +1,50 @@
+"""SQL signals through SQLAlchemy: one number per query, plus evidence rows when the signal is not OK."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from concertops.engine.findings import Observation
+from concertops.engine.signals import Signal
+from concertops.redact import redact_text
+
+SOURCE = "sql"
+DETAIL_ROWS = 10
+
+
+class SqlSource:
+    def __init__(self, url: str, timeout_s: float, connections: int = 4) -> None:
+        import sqlalchemy as sa
+
+        connect_args: dict[str, Any] = {}
+        if url.startswith("mysql"):
+            # Both bound by the probe's deadline: a locked table must not hang a cron check.
+            connect_args = {"connect_timeout": max(1, int(timeout_s)), "read_timeout": max(1, int(timeout_s))}
+        self.engine = sa.create_engine(url, pool_size=connections, max_overflow=0, connect_args=connect_args)
+
+    def observe(self, signal: Signal) -> Observation:
+        import sqlalchemy as sa
+
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.text(signal.query)).first()
+                value = None if row is None or row[signal.column] is None else float(row[signal.column])
+                rows: tuple[tuple[Any, ...], ...] = ()
+                if signal.detail:
+                    rows = tuple(
+                        tuple(r) for r in conn.execute(sa.text(signal.detail)).fetchmany(DETAIL_ROWS)
+                    )
+        except Exception as exc:  # SQLAlchemyError, a non-numeric column
+            return Observation(signal.name, SOURCE, signal.query, error=redact_text(_one_line(exc)))
+        if value is None:
+            value = 0.0  # COUNT(*) over nothing, or a status variable the server does not have
+        return Observation(signal.name, SOURCE, signal.query, value=value, rows=rows)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _one_line(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).splitlines()[0]
+    return f"{type(orig or exc).__name__}: {text}"[:200]

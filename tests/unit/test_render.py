@@ -1,0 +1,85 @@
+"""Machine formats: the Nagios line, textfile lines, the JSON schema, atomic writes; histogram quantiles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+
+from concertops.cli.render import as_text, nagios, prom, sparkline, write_atomically
+from concertops.engine.findings import Finding, Step
+from concertops.engine.report import Report, RunbookResult
+from concertops.engine.status import Status
+from concertops.sources.scrape import histogram_quantile
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "check-schema.json").read_text())
+
+
+def report(mode: str = "prometheus") -> Report:
+    finding = Finding(
+        "overdue_holds",
+        "Overdue holds",
+        Status.CRITICAL,
+        12.0,
+        10.0,
+        "sql",
+        "SELECT 1",
+        "12 is above 10",
+        rows=((1, "2026-01-01"),),
+    )
+    step = Step(
+        "force-expire",
+        "Expire overdue holds",
+        "force-expire",
+        limits={"batch": 500},
+        because=("overdue_holds",),
+    )
+    return Report(
+        (
+            RunbookResult("A-1", "a", Status.OK, "no sign of this incident", (), (), 0.1),
+            RunbookResult("B-2", "b", Status.CRITICAL, "seats stay HELD", (finding,), (step,), 0.2),
+        ),
+        {"sql": "ok"},
+        mode,
+        0.25,
+    )
+
+
+def test_json_output_follows_the_documented_schema() -> None:
+    document = json.loads(as_text(report(), "json"))
+    jsonschema.validate(document, SCHEMA)
+    assert document["status"] == "CRITICAL" and document["exit_code"] == 2
+
+
+def test_nagios_is_one_line_with_perfdata_and_says_when_degraded() -> None:
+    line = nagios(report())
+    assert line.startswith("CONCERTOPS CRITICAL - B-2: seats stay HELD | 'A-1'=0;1;2;0;3 'B-2'=2;1;2;0;3")
+    assert "\n" not in line
+    assert nagios(report("degraded: direct scrape (x)")).startswith(
+        "CONCERTOPS CRITICAL (degraded: direct scrape (x))"
+    )
+
+
+def test_prom_textfile_lines() -> None:
+    assert 'concertops_runbook_status{runbook="B-2"} 2\n' in prom(report())
+
+
+def test_atomic_write_leaves_no_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "textfile" / "concertops.prom"
+    write_atomically(target, "x 1\n")
+    write_atomically(target, "x 2\n")
+    assert target.read_text() == "x 2\n" and [p.name for p in target.parent.iterdir()] == ["concertops.prom"]
+
+
+def test_histogram_quantile_matches_prometheus() -> None:
+    buckets = [(0.1, 50.0), (0.5, 90.0), (1.0, 100.0), (float("inf"), 100.0)]
+    assert histogram_quantile(0.5, buckets) == 0.1
+    assert abs(histogram_quantile(0.95, buckets) - 0.75) < 1e-9
+    assert histogram_quantile(0.99, [(0.1, 0.0), (float("inf"), 10.0)]) == 0.1  # rank in +Inf
+    assert histogram_quantile(0.95, [(0.1, 0.0), (float("inf"), 0.0)]) is None  # no traffic
+
+
+def test_sparkline_spans_the_range() -> None:
+    assert sparkline((0.0, 5.0, 10.0)) == "▁▄█"
+    assert sparkline(()) == ""

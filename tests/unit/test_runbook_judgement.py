@@ -1,0 +1,94 @@
+"""Each runbook's judgement from hand-made observations: status, verdict and plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from concertops.engine.findings import Observation
+from concertops.engine.status import Status
+from concertops.runbooks.registry import Runbook, get
+
+
+def observe(rb: Runbook, **values: float) -> dict[str, Observation]:
+    """Every signal healthy (0, or 1 for floors) unless given."""
+    out = {}
+    for s in rb.page.signals:
+        value = values.get(s.name, 1.0 if s.below else 0.0)
+        out[s.name] = Observation(s.name, "test", s.describe_query(), value=value)
+    return out
+
+
+@pytest.mark.parametrize("runbook_id", ["A-1", "A-2", "A-3", "B-1", "B-2", "B-3", "B-4"])
+def test_healthy_values_are_ok_with_no_plan(runbook_id: str) -> None:
+    rb = get(runbook_id)
+    judged = rb.judge(observe(rb))
+    assert judged.status is Status.OK and judged.plan == () and judged.verdict == "no sign of this incident"
+
+
+def test_a1_lock_waiters_draining_the_pool() -> None:
+    rb = get("A-1")
+    judged = rb.judge(observe(rb, pool_usage=1.0, lock_errors=2.0, p95_latency=1.5))
+    assert judged.status is Status.CRITICAL
+    assert "lock waiters" in judged.verdict
+    assert [s.id for s in judged.plan] == ["fewer-active-tokens", "fail-fast-lock", "explicit-pool"]
+    assert judged.plan[0].limits == {"min": 10}
+
+
+def test_a2_sell_out_is_a_business_verdict_unless_5xx_rises() -> None:
+    rb = get("A-2")
+    sellout = rb.judge(observe(rb, conflict_share=0.49, server_error_share=0.009))
+    assert sellout.status is Status.WARNING
+    assert sellout.verdict.startswith("business sell-out, not an incident")
+    real = rb.judge(observe(rb, conflict_share=0.49, server_error_share=0.011))
+    assert real.status is Status.CRITICAL and "real incident" in real.verdict
+
+
+def test_a3_polling_without_event_activation() -> None:
+    rb = get("A-3")
+    judged = rb.judge(observe(rb, event_activation=0.0, oldest_waiting=12.0, waiting_tokens=250.0))
+    assert judged.status is Status.WARNING and "event activation is off" in judged.verdict
+    assert judged.plan[0].id == "event-activation"
+
+
+def test_b1_payments_failing_on_a_broker_outage() -> None:
+    rb = get("B-1")
+    judged = rb.judge(observe(rb, producer_errors=0.2, payment_server_errors=1.0, unnotified_payments=3))
+    assert judged.status is Status.CRITICAL and "pay again" in judged.verdict
+    assert {s.id for s in judged.plan} == {"outbox-mode", "republish-missed"}
+
+
+@pytest.mark.parametrize(
+    ("overdue", "status"), [(0, Status.OK), (1, Status.WARNING), (10, Status.WARNING), (11, Status.CRITICAL)]
+)
+def test_b2_overdue_holds_boundaries(overdue: int, status: Status) -> None:
+    rb = get("B-2")
+    assert rb.judge(observe(rb, overdue_holds=overdue)).status is status
+
+
+def test_b2_blocking_consumer_verdict_and_plan() -> None:
+    rb = get("B-2")
+    judged = rb.judge(observe(rb, overdue_holds=3, blocking_sleeps=1, dlq_depth=2))
+    assert "blocking expiry consumer" in judged.verdict
+    assert [s.id for s in judged.plan] == ["force-expire", "reschedule-mode", "sweep-fallback", "replay-dlq"]
+
+
+def test_b3_max_connections_before_pool_size() -> None:
+    rb = get("B-3")
+    judged = rb.judge(observe(rb, connection_share=0.96, pool_timeouts=0.5))
+    assert judged.status is Status.CRITICAL and "max_connections" in judged.verdict
+
+
+def test_b4_disconnected_and_dropping() -> None:
+    rb = get("B-4")
+    judged = rb.judge(observe(rb, producer_connected=0.0, skip_policy=2.0, skipped_events=0.1))
+    assert judged.status is Status.CRITICAL and "lost right now" in judged.verdict
+    assert judged.plan[0].id == "buffer-when-disconnected"
+
+
+def test_an_unmeasured_signal_does_not_hide_a_measured_one() -> None:
+    rb = get("B-2")
+    observations = observe(rb, overdue_holds=20)
+    observations["expiry_lag"] = Observation("expiry_lag", "kafka", "lag", error="broker down")
+    judged = rb.judge(observations)
+    assert judged.status is Status.CRITICAL
+    assert next(f for f in judged.findings if f.signal == "expiry_lag").status is Status.UNKNOWN
