@@ -102,3 +102,8 @@ class Metrics:
         self.setting_value = Gauge(names.SETTING_VALUE, "numeric setting in force", ["name"], registry=r)
         self.setting_info = Gauge(names.SETTING_INFO, "text setting in force", ["name", "value"], registry=r)
         self.settings_version = Gauge(names.SETTINGS_VERSION, "settings version applied", registry=r)
+        # Every topic's counters exported from the start at 0: a series that first appears at 1 shows no
+        # increase to rate(), so the first failures of an outage would go unseen by alerts and runbooks.
+        for topic in names.TOPICS:
+            self.producer_errors.labels(topic)
+            self.events_skipped.labels(topic)

@@ -4,6 +4,9 @@ through Prometheus and again with Prometheus not answering (direct scrape)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -11,7 +14,7 @@ import jsonschema
 import pytest
 import sqlalchemy as sa
 from cli_runner import CliRunner
-from harness import BOOTSTRAP, Backend, wait_for
+from harness import BOOTSTRAP, Backend, Broker, wait_for
 
 from concertops.devstack.components import prometheus_url
 
@@ -82,8 +85,10 @@ def test_b2_overdue_holds_found_with_their_rows(cli: CliRunner, booking: Backend
 
 @pytest.mark.parametrize("mode", ["prometheus", "direct"])
 def test_b4_drop_policy_and_disconnected_producer(
-    cli: CliRunner, booking: Backend, broker, mode: str
+    cli: CliRunner, booking: Backend, broker: Broker, mode: str
 ) -> None:
+    if mode == "prometheus":
+        settled(booking)
     code, healthy = check(cli, booking, mode, "B-4")
     assert finding(healthy, "B-4", "skip_policy")["status"] == "OK"
     assert finding(healthy, "B-4", "producer_connected")["status"] == "OK"
@@ -121,3 +126,110 @@ def test_table_view_reads_well(cli: CliRunner, booking: Backend) -> None:
     assert "concertops check — prometheus" in done.stdout
     for runbook_id in ("A-1", "A-2", "A-3", "B-1", "B-2", "B-3", "B-4"):
         assert runbook_id in done.stdout
+
+
+def settled(booking: Backend) -> None:
+    """Prometheus has scraped the settings every instance applies now (the fixture just reset them)."""
+    version = min(booking.metric_all("booking_settings_version"))
+    wait_scraped(booking, "min(booking_settings_version)", version)
+
+
+def promql(query: str) -> float | None:
+    result = httpx.get(f"{prometheus_url()}/api/v1/query", params={"query": query}).json()["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def wait_counter_scraped(booking: Backend, metric: str) -> None:
+    """Wait until Prometheus holds the instances' current total of ``metric``."""
+    total = sum(booking.metric_all(metric))
+    wait_scraped(booking, f"sum({metric})", total)
+
+
+def test_a1_lock_waiters_draining_the_pool(cli: CliRunner, booking: Backend) -> None:
+    booking.preset("legacy", db_query_delay_ms=400, max_active_tokens=200)
+    schedule = booking.new_schedule()
+    tokens = booking.active_tokens([8200 + i for i in range(60)])
+    during: dict[str, dict] = {}
+
+    def check_during_load() -> None:
+        time.sleep(1.5)  # the pool is drained within the first second of the burst
+        during["direct"] = check(cli, booking, "direct", "A-1")[1]
+
+    watcher = threading.Thread(target=check_during_load)
+    watcher.start()
+    with ThreadPoolExecutor(60) as pool:
+        list(
+            pool.map(
+                lambda t: booking.post("/reservations", {"schedule_id": schedule, "seat_no": 1}, t), tokens
+            )
+        )
+    watcher.join()
+    # While the burst ran, the pool was full on the instance that served it (direct scrape).
+    assert finding(during["direct"], "A-1", "pool_usage")["value"] >= 0.5
+    # Afterwards Prometheus shows what it did: lock errors and a p95 of seconds over the last minute.
+    wait_counter_scraped(booking, "distributed_lock_acquisition_errors_total")
+    code, after = check(cli, booking, "prometheus", "A-1")
+    assert code == 2
+    assert finding(after, "A-1", "p95_latency")["status"] == "CRITICAL"
+    assert finding(after, "A-1", "lock_errors")["status"] in ("WARNING", "CRITICAL")
+    assert (
+        "sum(rate(distributed_lock_acquisition_errors_total[1m]))"
+        in finding(after, "A-1", "lock_errors")["query"]
+    )
+
+
+def test_a2_sell_out_is_reported_as_business_not_incident(cli: CliRunner, booking: Backend) -> None:
+    # Earlier tests' 5xx (legacy faults) must have left the 1 m window, or A-2 rightly calls it an incident.
+    wait_for(
+        lambda: (promql('sum(rate(http_requests_total{status=~"5.."}[1m]))') or 0) == 0,
+        timeout=70,
+        interval=2,
+        what="earlier 5xx to leave the 1 m window",
+    )
+    schedule = booking.new_schedule(seats=2)
+    for seat in (1, 2):
+        booking.hold(8300 + seat, schedule, seat)
+    retrying = booking.active_token(8399)
+    # A user retrying a sold-out show, fast enough to outweigh the earlier tests' traffic in the 1 m window.
+    with ThreadPoolExecutor(8) as pool:
+        refused = list(
+            pool.map(
+                lambda i: booking.post(
+                    "/reservations", {"schedule_id": schedule, "seat_no": 1 + i % 2}, retrying
+                ),
+                range(400),
+            )
+        )
+    assert {r.status_code for r in refused} == {409}
+    wait_counter_scraped(booking, "http_requests_total")
+    code, document = check(cli, booking, "prometheus", "A-2")
+    result = next(r for r in document["runbooks"] if r["id"] == "A-2")
+    assert code == 1 and result["status"] == "WARNING"
+    assert finding(document, "A-2", "conflict_share")["value"] > 0.3
+    assert finding(document, "A-2", "server_error_share")["status"] == "OK"
+    assert result["verdict"].startswith("business sell-out, not an incident")
+    sold_out = finding(document, "A-2", "sold_out_schedules")
+    assert sold_out["value"] >= 1 and sold_out["source"] == "sql"
+
+
+def test_b1_broker_outage_failing_payments(cli: CliRunner, booking: Backend, broker: Broker) -> None:
+    booking.preset("legacy", kafka_send_timeout_ms=1500, producer_disconnect_after_s=300)
+    schedule = booking.new_schedule()
+    reservations = [booking.hold(8401 + i, schedule, 1 + i) for i in range(2)]
+    settled(booking)
+    code, healthy = check(cli, booking, "prometheus", "B-1")
+    # (The producer-error rate looks back 5 minutes, where earlier tests' outages still are.)
+    assert finding(healthy, "B-1", "double_payments")["status"] == "OK"
+    assert finding(healthy, "B-1", "outbox_backlog")["status"] == "OK"
+    broker.stop()
+    for i, reservation in enumerate(reservations):
+        paid = booking.post("/payments", {"reservation_id": reservation, "user_id": 8401 + i})
+        assert paid.status_code == 500
+        # Two scrapes apart: a 5xx series that first appears already at 1 shows no increase to rate().
+        wait_counter_scraped(booking, "kafka_producer_error_total")
+    code, faulty = check(cli, booking, "prometheus", "B-1")
+    assert code == 2
+    assert finding(faulty, "B-1", "producer_errors")["status"] == "CRITICAL"
+    assert finding(faulty, "B-1", "payment_server_errors")["status"] == "CRITICAL"
+    result = next(r for r in faulty["runbooks"] if r["id"] == "B-1")
+    assert "pay again" in result["verdict"] and result["plan"][0]["id"] == "outbox-mode"

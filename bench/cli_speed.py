@@ -1,0 +1,106 @@
+"""CLI start-up and check speed.
+
+1. ``concertops --help`` against a bare typer app declaring the same command names (the framework's floor),
+   and against a bare ``import typer``.
+2. ``concertops check --format json`` (all seven runbooks) against the slowest single probe, measured by
+   running each signal's probe alone with the same sources.
+
+Run against the real stack with a backend serving (``concertops devstack up``,
+``concertops backend serve -n 2 --detach``):
+
+    .venv/bin/python bench/cli_speed.py --runs 20
+
+Writes ``bench/results/cli_speed.json``; BENCHMARKS.md quotes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).with_name("concertops")
+
+BARE_APP = """
+import typer
+app = typer.Typer()
+for name in {names!r}:
+    app.command(name)(lambda: None)
+for group in {groups!r}:
+    sub = typer.Typer()
+    sub.command("x")(lambda: None)
+    app.add_typer(sub, name=group)
+app()
+"""
+
+
+def timed(cmd: list[str], runs: int) -> dict[str, float]:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        samples.append(time.perf_counter() - started)
+    samples.sort()
+    return {"median_s": statistics.median(samples), "min_s": samples[0], "max_s": samples[-1]}
+
+
+def help_speed(runs: int) -> dict[str, object]:
+    names = ["doctor", "check", "a1", "a2", "a3", "b1", "b2", "b3", "b4"]
+    groups = ["devstack", "backend", "config", "simulate", "runbooks"]
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
+        script.write(BARE_APP.format(names=names, groups=groups))
+    ours = timed([str(BIN), "--help"], runs)
+    bare = timed([sys.executable, script.name, "--help"], runs)
+    importing = timed([sys.executable, "-c", "import typer"], runs)
+    return {
+        "concertops --help": ours,
+        "bare typer app --help": bare,
+        "import typer": importing,
+        "ratio_vs_bare_app": ours["median_s"] / bare["median_s"],
+        "bare_app_vs_import_typer": bare["median_s"] / importing["median_s"],
+    }
+
+
+def check_speed(runs: int) -> dict[str, object]:
+    from concertops.config import load_profile
+    from concertops.engine.probe import probe
+    from concertops.runbooks.registry import all_runbooks
+
+    whole = timed([str(BIN), "check", "--format", "json"], runs)
+    profile = load_profile()
+    signals = {s.describe_query(): s for rb in all_runbooks() for s in rb.page.signals}
+    slowest: dict[str, float] = {}
+    for query, signal in signals.items():
+        per = []
+        for _ in range(max(3, runs // 4)):
+            started = time.perf_counter()
+            probe(profile, [signal], timeout_s=5.0)
+            per.append(time.perf_counter() - started)
+        slowest[f"{signal.kind}: {query[:60]}"] = statistics.median(per)
+    name, worst = max(slowest.items(), key=lambda kv: kv[1])
+    return {
+        "concertops check --format json": whole,
+        "slowest_probe": {"signal": name, "median_s": worst},
+        "ratio_vs_slowest_probe": whole["median_s"] / worst,
+        "probes": dict(sorted(slowest.items(), key=lambda kv: -kv[1])[:8]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    results = {"help": help_speed(args.runs), "check": check_speed(args.runs)}
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "cli_speed.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
