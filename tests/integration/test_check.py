@@ -155,6 +155,10 @@ def test_a1_lock_waiters_draining_the_pool(cli: CliRunner, booking: Backend) -> 
         time.sleep(1.5)  # the pool is drained within the first second of the burst
         during["direct"] = check(cli, booking, "direct", "A-1")[1]
 
+    code, healthy = check(cli, booking, "direct", "B-3")
+    # (Pool timeouts look back 5 minutes, where the backend tests' legacy faults still are.)
+    assert finding(healthy, "B-3", "connection_share")["status"] == "OK"
+    assert finding(healthy, "B-3", "idle_connections")["status"] == "OK"
     watcher = threading.Thread(target=check_during_load)
     watcher.start()
     with ThreadPoolExecutor(60) as pool:
@@ -176,6 +180,11 @@ def test_a1_lock_waiters_draining_the_pool(cli: CliRunner, booking: Backend) -> 
         "sum(rate(distributed_lock_acquisition_errors_total[1m]))"
         in finding(after, "A-1", "lock_errors")["query"]
     )
+    # The same burst is B-3's symptom: requests that found no pooled connection (503).
+    wait_counter_scraped(booking, "mysql_connection_pool_timeouts_total")
+    code, pool = check(cli, booking, "prometheus", "B-3")
+    assert code == 2 and finding(pool, "B-3", "pool_timeouts")["status"] == "CRITICAL"
+    assert "size the pool explicitly" in next(r for r in pool["runbooks"] if r["id"] == "B-3")["verdict"]
 
 
 def test_a2_sell_out_is_reported_as_business_not_incident(cli: CliRunner, booking: Backend) -> None:
@@ -233,3 +242,35 @@ def test_b1_broker_outage_failing_payments(cli: CliRunner, booking: Backend, bro
     assert finding(faulty, "B-1", "payment_server_errors")["status"] == "CRITICAL"
     result = next(r for r in faulty["runbooks"] if r["id"] == "B-1")
     assert "pay again" in result["verdict"] and result["plan"][0]["id"] == "outbox-mode"
+
+
+@pytest.mark.parametrize("mode", ["prometheus", "direct"])
+def test_a3_tokens_waiting_for_the_polling_run(cli: CliRunner, booking: Backend, mode: str) -> None:
+    if mode == "prometheus":
+        settled(booking)
+    code, healthy = check(cli, booking, mode, "A-3")
+    assert finding(healthy, "A-3", "event_activation")["status"] == "OK"
+    # Legacy: polling only; one ACTIVE slot taken, so everyone after waits for a slot the poller never frees.
+    booking.preset("legacy", max_active_tokens=1, queue_activation_interval_s=5)
+    booking.active_token(8500)
+    for user in range(8501, 8511):
+        booking.post("/queue/tokens", {"user_id": user})
+    wait_for(
+        lambda: max(booking.metric_all("queue_oldest_waiting_age_seconds")) > 10,
+        timeout=30,
+        what="the oldest WAITING token to pass 10 s",
+    )
+    if mode == "prometheus":
+        wait_scraped(booking, 'min(booking_setting_value{name="event_activation"})', 0.0)
+        wait_for(
+            lambda: (promql("max(queue_oldest_waiting_age_seconds)") or 0) > 10,
+            timeout=20,
+            what="Prometheus to see the old token",
+        )
+    code, faulty = check(cli, booking, mode, "A-3")
+    result = next(r for r in faulty["runbooks"] if r["id"] == "A-3")
+    assert code == 1 and result["status"] == "WARNING"
+    assert finding(faulty, "A-3", "oldest_waiting")["status"] == "WARNING"
+    assert finding(faulty, "A-3", "event_activation")["value"] == 0.0
+    assert "event activation is off" in result["verdict"] and result["plan"][0]["id"] == "event-activation"
+    booking.release_tokens()
