@@ -154,6 +154,9 @@ def load_profile(
                 f"create {FILE_NAME} with a 'profiles' section or pass --config",
             )
         base = Profile(name=DEFAULT_PROFILE, **_from_mapping(LOCAL_DEFAULTS, "built-in profile"))
+        # Locally, the instances `backend serve` announced to the devstack's Prometheus are also the
+        # endpoints to scrape directly when that Prometheus is down.
+        base = replace(base, metrics_urls=_devstack_metrics_urls())
     else:
         data = _read_yaml(path)
         profiles = data.get("profiles")
@@ -185,3 +188,10 @@ def load_profile(
 
 def _from_mapping(raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
     return {key: _coerce(key, value, origin) for key, value in raw.items() if key in _KNOWN_FIELDS}
+
+
+def _devstack_metrics_urls() -> tuple[str, ...]:
+    from concertops.devstack.paths import state_dir
+    from concertops.devstack.prometheus_config import registered_targets
+
+    return tuple(f"http://{target}/metrics" for target in registered_targets(state_dir()))

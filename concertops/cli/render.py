@@ -8,12 +8,10 @@ import os
 import tempfile
 from pathlib import Path
 
-from concertops.engine.evaluate import format_value
 from concertops.engine.findings import Finding
 from concertops.engine.report import Report
 from concertops.engine.status import Status
 
-FORMATS = ("table", "json", "nagios", "prom")
 _COLOURS = {
     Status.OK: "green",
     Status.WARNING: "yellow",
@@ -37,6 +35,10 @@ def nagios(report: Report) -> str:
     """``CONCERTOPS CRITICAL - B-2: …; A-1: … | 'A-1'=0;1;2;0;3 …`` — one line, perfdata per runbook."""
     firing = [r for r in report.runbooks if r.status is not Status.OK]
     summary = "; ".join(f"{r.id}: {r.verdict}" for r in firing) or "all runbooks OK"
+    broken = [f"{source}: {state}" for source, state in report.sources.items() if state != "ok"]
+    if broken:
+        # An OK built on the sources that answered must not read as a clean bill of health.
+        summary += "; not measured: " + "; ".join(broken)
     perfdata = " ".join(f"'{r.id}'={int(r.status)};1;2;0;3" for r in report.runbooks)
     degraded = f" ({report.mode})" if report.mode.startswith("degraded") else ""
     perfdata += f" 'duration'={report.duration_s:.3f}s"
@@ -123,6 +125,3 @@ def sparkline(history: tuple[float, ...]) -> str:
     low, high = min(history), max(history)
     span = (high - low) or 1.0
     return "".join(_BARS[min(int((v - low) / span * (len(_BARS) - 1)), len(_BARS) - 1)] for v in history)
-
-
-__all__ = ["FORMATS", "as_text", "format_value", "table", "write_atomically"]

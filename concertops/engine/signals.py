@@ -8,7 +8,7 @@ Values are summed across instances before any division (a per-series ratio of 5x
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from concertops.errors import ConfigError
@@ -98,7 +98,6 @@ class Signal:
     # kafka
     group: str = ""
     topic: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source_kind(self) -> str:
@@ -198,7 +197,3 @@ def _number(raw: dict[str, Any], key: str, where: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RunbookPageError(f"{where}: field {key!r} must be a number, not {value!r}")
     return float(value)
-
-
-def window_seconds(window: str) -> float:
-    return float(window[:-1]) * {"s": 1, "m": 60, "h": 3600}[window[-1]]

@@ -42,7 +42,7 @@ class ScrapeSource:
         if not wanted or not self.urls:
             return
         self.before = self._scrape()
-        if any(_needs_rate(s) for s in wanted):
+        if self.before.instances and any(_needs_rate(s) for s in wanted):
             time.sleep(self.interval_s)
             self.after = self._scrape()
 

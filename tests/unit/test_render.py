@@ -61,6 +61,15 @@ def test_nagios_is_one_line_with_perfdata_and_says_when_degraded() -> None:
     )
 
 
+def test_nagios_names_the_sources_that_did_not_answer() -> None:
+    broken = Report(
+        report().runbooks[:1], {"sql": "ok", "kafka": "127.0.0.1:9: connection refused"}, "prometheus", 0.1
+    )
+    assert nagios(broken).startswith(
+        "CONCERTOPS OK - all runbooks OK; not measured: kafka: 127.0.0.1:9: connection"
+    )
+
+
 def test_prom_textfile_lines() -> None:
     assert 'concertops_runbook_status{runbook="B-2"} 2\n' in prom(report())
 
