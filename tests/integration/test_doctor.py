@@ -11,7 +11,12 @@ def test_every_source_of_the_local_profile_answers(stack: None, cli: CliRunner) 
     done = cli("doctor", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     checks = {c["source"]: c for c in json.loads(done.stdout)["checks"]}
-    assert set(checks) == {"database", "redis", "kafka", "prometheus"}
+    # Plus the /metrics of any backend instance registered with the devstack (the local profile scrapes them).
+    assert (
+        {"database", "redis", "kafka", "prometheus"}
+        <= set(checks)
+        <= {"database", "redis", "kafka", "prometheus", "metrics"}
+    )
     assert all(c["ok"] for c in checks.values())
     assert "MariaDB" in checks["database"]["detail"]
     assert checks["redis"]["detail"].startswith("Redis ")
