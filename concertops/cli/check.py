@@ -44,12 +44,15 @@ def check(
 ) -> None:
     """Detect every incident of the manual at once: for cron, CI and the first look at 3 a.m.
 
-    Exit code: the worst status measured (0 OK, 1 WARNING, 2 CRITICAL); 3 only when nothing could be
-    measured. Examples:
+    Exit code: the worst status measured (0 OK, 1 WARNING, 2 CRITICAL); 3 only when nothing was measured.
+
+    Examples:
 
       concertops check                      # all seven, as a table
+
       concertops check B-2 a1 --format json
-      concertops check --format prom --output /var/lib/node_exporter/textfile/concertops.prom
+
+      concertops check -f prom -o /var/lib/node_exporter/concertops.prom
     """
     from concertops.runbooks.pages import RUNBOOK_IDS, normalise_id
 
@@ -67,16 +70,14 @@ def runbook_command(runbook_id: str) -> Callable[..., None]:
         fmt: Format = FORMAT_OPTION,
         output: Path | None = OUTPUT_OPTION,
         timeout: float = TIMEOUT_OPTION,
-        show_all: bool = ALL_OPTION,
     ) -> None:
-        _run([runbook_id], fmt, output, timeout, show_all, plan_only=True)
+        # One runbook: every signal is worth a line, healthy ones included.
+        _run([runbook_id], fmt, output, timeout, show_all=True)
 
     return command
 
 
-def _run(
-    ids: list[str], fmt: Format, output: Path | None, timeout: float, show_all: bool, plan_only: bool = False
-) -> None:
+def _run(ids: list[str], fmt: Format, output: Path | None, timeout: float, show_all: bool) -> None:
     from concertops.cli import render
     from concertops.engine.check import run_check
     from concertops.runbooks.registry import get
@@ -87,7 +88,7 @@ def _run(
     runbooks = [get(i) for i in ids]
     report = run_check(profile, runbooks, timeout, history=fmt is Format.table and output is None)
     if fmt is Format.table and output is None:
-        render.table(report, show_all or plan_only)
+        render.table(report, show_all)
     else:
         text = render.as_text(report, fmt.value)
         if output is not None:

@@ -48,7 +48,8 @@ for _id, _what in RUNBOOK_COMMANDS.items():
         _id.replace("-", "").lower(),
         short_help=f"{_id}: {_what}.",
         help=f"{_id}: {_what}. Shows the diagnosis with its evidence and the remediation plan "
-        f"(details: concertops runbooks show {_id}).",
+        f"(details: concertops runbooks show {_id}). Exit 0 OK, 1 WARNING, 2 CRITICAL, "
+        "3 when nothing could be measured.",
         rich_help_panel="Runbooks",
     )(check.runbook_command(_id))
 
