@@ -274,3 +274,32 @@ def test_a3_tokens_waiting_for_the_polling_run(cli: CliRunner, booking: Backend,
     assert finding(faulty, "A-3", "event_activation")["value"] == 0.0
     assert "event activation is off" in result["verdict"] and result["plan"][0]["id"] == "event-activation"
     booking.release_tokens()
+
+
+def test_a2_sell_out_by_direct_scrape_while_users_retry(cli: CliRunner, booking: Backend) -> None:
+    """Without Prometheus a rate is measured between two scrapes a second apart: the retries must be
+    happening then, as they would be during a real sell-out."""
+    schedule = booking.new_schedule(seats=1)
+    booking.hold(8601, schedule, 1)
+    retrying = booking.active_token(8602)
+    stop = threading.Event()
+
+    def retry() -> None:
+        while not stop.is_set():
+            booking.post("/reservations", {"schedule_id": schedule, "seat_no": 1}, retrying, instance=0)
+
+    users = [threading.Thread(target=retry) for _ in range(4)]
+    for user in users:
+        user.start()
+    try:
+        time.sleep(0.5)
+        code, document = check(cli, booking, "direct", "A-2")
+    finally:
+        stop.set()
+        for user in users:
+            user.join()
+    result = next(r for r in document["runbooks"] if r["id"] == "A-2")
+    assert document["mode"].startswith("degraded: direct scrape")
+    assert finding(document, "A-2", "conflict_share")["value"] > 0.3
+    assert finding(document, "A-2", "server_error_share")["status"] == "OK"
+    assert code == 1 and result["verdict"].startswith("business sell-out, not an incident")
