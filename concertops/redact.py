@@ -34,3 +34,9 @@ def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
         if secret:
             out = out.replace(secret, _MASK)
     return out
+
+
+def error_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one line for a report: its first line (or its type), bounded, passwords masked."""
+    text = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return redact_text(text[:limit])

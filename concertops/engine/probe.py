@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from concertops.config import Profile
 from concertops.engine.findings import Observation
 from concertops.engine.signals import METRIC_KINDS, Signal
-from concertops.redact import redact_text, redact_url
+from concertops.redact import error_line, redact_url
 
 WORKERS = 16
 
@@ -28,17 +28,8 @@ class Probed:
     mode: str
 
     def for_signal(self, signal: Signal) -> Observation:
-        observed = self.observations[_key(signal)]
-        # The same measurement under this runbook's own signal name.
-        return Observation(
-            signal.name,
-            observed.source,
-            observed.query,
-            observed.value,
-            observed.error,
-            observed.rows,
-            observed.history,
-        )
+        """The shared measurement under this runbook's own signal name."""
+        return replace(self.observations[_key(signal)], signal=signal.name)
 
 
 def probe(
@@ -107,7 +98,7 @@ def _gather(
                 results[key] = future.result()
             except Exception as exc:  # a source adapter bug must not take the whole check down
                 s = signals[key]
-                results[key] = Observation(s.name, s.source_kind, s.describe_query(), error=_err(exc))
+                results[key] = Observation(s.name, s.source_kind, s.describe_query(), error=error_line(exc))
     for future in pending:
         future.cancel()
         s = signals[futures[future]]
@@ -126,7 +117,7 @@ def _prometheus(profile: Profile, timeout_s: float, sources: dict[str, str]) -> 
     try:
         source.ping()
     except Exception as exc:
-        sources["prometheus"] = f"{redact_url(profile.prometheus_url)}: {_err(exc)}"
+        sources["prometheus"] = f"{redact_url(profile.prometheus_url)}: {error_line(exc)}"
         return None, "degraded: direct scrape (Prometheus did not answer)"
     sources["prometheus"] = "ok"
     return source, "prometheus"
@@ -191,8 +182,3 @@ def _after(
 
 def _key(signal: Signal) -> tuple[str, str]:
     return signal.kind, signal.describe_query()
-
-
-def _err(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return redact_text(text[:200])

@@ -8,7 +8,7 @@ from typing import Any
 
 from concertops.engine.findings import Observation
 from concertops.engine.signals import Signal
-from concertops.redact import redact_text
+from concertops.redact import error_line
 
 SOURCE = "kafka"
 
@@ -22,7 +22,7 @@ class KafkaSource:
         try:
             value = self._lag(signal) if signal.kind == "kafka_lag" else self._depth(signal.topic)
         except Exception as exc:  # KafkaException, LookupError
-            return Observation(signal.name, SOURCE, query, error=redact_text(str(exc).splitlines()[0][:200]))
+            return Observation(signal.name, SOURCE, query, error=error_line(exc))
         return Observation(signal.name, SOURCE, query, value=float(value))
 
     def _client(self, group: str) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 from concertops.engine.findings import Observation
 from concertops.engine.signals import Signal
-from concertops.redact import redact_text
+from concertops.redact import error_line
 
 SOURCE = "prometheus"
 HISTORY = timedelta(minutes=30)
@@ -31,7 +31,7 @@ class PrometheusSource:
             value = _scalar(self.client.custom_query(query))
             history = self._history(query) if with_history else ()
         except Exception as exc:  # requests / API errors: this signal is UNKNOWN, the others go on
-            return Observation(signal.name, SOURCE, query, error=redact_text(_one_line(exc)))
+            return Observation(signal.name, SOURCE, query, error=error_line(exc))
         return Observation(signal.name, SOURCE, query, value=value, history=history)
 
     def _history(self, query: str) -> tuple[float, ...]:
@@ -56,8 +56,3 @@ def _scalar(result: Any) -> float | None:
 def _nan(value: Any) -> bool:
     number = float(value)
     return math.isnan(number) or math.isinf(number)
-
-
-def _one_line(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]

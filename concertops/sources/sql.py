@@ -6,7 +6,7 @@ from typing import Any
 
 from concertops.engine.findings import Observation
 from concertops.engine.signals import Signal
-from concertops.redact import redact_text
+from concertops.redact import error_line
 
 SOURCE = "sql"
 DETAIL_ROWS = 10
@@ -35,7 +35,7 @@ class SqlSource:
                         tuple(r) for r in conn.execute(sa.text(signal.detail)).fetchmany(DETAIL_ROWS)
                     )
         except Exception as exc:  # SQLAlchemyError, a non-numeric column
-            return Observation(signal.name, SOURCE, signal.query, error=redact_text(_one_line(exc)))
+            return Observation(signal.name, SOURCE, signal.query, error=_describe(exc))
         if value is None:
             value = 0.0  # COUNT(*) over nothing, or a status variable the server does not have
         return Observation(signal.name, SOURCE, signal.query, value=value, rows=rows)
@@ -44,7 +44,7 @@ class SqlSource:
         self.engine.dispose()
 
 
-def _one_line(exc: Exception) -> str:
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).splitlines()[0]
-    return f"{type(orig or exc).__name__}: {text}"[:200]
+def _describe(exc: Exception) -> str:
+    """The driver's own error (``orig``) rather than SQLAlchemy's wrapper text, named by its type."""
+    orig = getattr(exc, "orig", None) or exc
+    return f"{type(orig).__name__}: {error_line(orig)}"
