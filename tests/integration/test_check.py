@@ -152,8 +152,8 @@ def test_a1_lock_waiters_draining_the_pool(cli: CliRunner, booking: Backend) -> 
     during: dict[str, dict] = {}
 
     def check_during_load() -> None:
-        time.sleep(1.5)  # the pool is drained within the first second of the burst
-        during["direct"] = check(cli, booking, "direct", "A-1")[1]
+        time.sleep(1.5)  # the pools are drained within the first second of the burst
+        during["direct"] = check(cli, booking, "direct", "A-1", "B-3")[1]
 
     code, healthy = check(cli, booking, "direct", "B-3")
     # (Pool timeouts look back 5 minutes, where the backend tests' legacy faults still are.)
@@ -164,12 +164,17 @@ def test_a1_lock_waiters_draining_the_pool(cli: CliRunner, booking: Backend) -> 
     with ThreadPoolExecutor(60) as pool:
         list(
             pool.map(
-                lambda t: booking.post("/reservations", {"schedule_id": schedule, "seat_no": 1}, t), tokens
+                lambda i: booking.post(
+                    "/reservations", {"schedule_id": schedule, "seat_no": 1}, tokens[i], instance=i % 2
+                ),
+                range(len(tokens)),
             )
         )
     watcher.join()
-    # While the burst ran, the pool was full on the instance that served it (direct scrape).
-    assert finding(during["direct"], "A-1", "pool_usage")["value"] >= 0.5
+    # While the burst ran, both instances' pools were full (direct scrape, summed before dividing).
+    assert finding(during["direct"], "A-1", "pool_usage")["value"] >= 0.8
+    drained = finding(during["direct"], "B-3", "pool_usage")
+    assert drained["status"] in ("WARNING", "CRITICAL") and drained["source"].startswith("direct scrape")
     # Afterwards Prometheus shows what it did: lock errors and a p95 of seconds over the last minute.
     wait_counter_scraped(booking, "distributed_lock_acquisition_errors_total")
     code, after = check(cli, booking, "prometheus", "A-1")
@@ -242,6 +247,70 @@ def test_b1_broker_outage_failing_payments(cli: CliRunner, booking: Backend, bro
     assert finding(faulty, "B-1", "payment_server_errors")["status"] == "CRITICAL"
     result = next(r for r in faulty["runbooks"] if r["id"] == "B-1")
     assert "pay again" in result["verdict"] and result["plan"][0]["id"] == "outbox-mode"
+
+
+def test_b1_outage_by_direct_scrape_while_payments_fail(
+    cli: CliRunner, booking: Backend, broker: Broker
+) -> None:
+    """Without Prometheus the failure rates come from two scrapes a second apart, so payments must be
+    failing while the check runs: two users' streams of payments, each answered 500 after 200 ms."""
+    booking.preset("legacy", kafka_send_timeout_ms=200, producer_disconnect_after_s=300)
+    schedule = booking.new_schedule(seats=24)
+    users = [8451 + i for i in range(24)]
+    tokens = booking.active_tokens(users)
+    reservations = [
+        int(
+            booking.post("/reservations", {"schedule_id": schedule, "seat_no": 1 + i}, t).json()[
+                "reservationId"
+            ]
+        )
+        for i, t in enumerate(tokens)
+    ]
+    broker.stop()
+    answers: list[int] = []
+
+    def pay(stream: int) -> None:
+        for i in range(stream, len(reservations), 2):
+            body = {"reservation_id": reservations[i], "user_id": users[i]}
+            answers.append(booking.post("/payments", body, instance=stream).status_code)
+
+    payers = [threading.Thread(target=pay, args=(stream,)) for stream in (0, 1)]
+    for payer in payers:
+        payer.start()
+    try:
+        time.sleep(0.3)
+        code, faulty = check(cli, booking, "direct", "B-1")
+    finally:
+        for payer in payers:
+            payer.join()
+        broker.start()
+    assert answers == [500] * len(reservations)
+    wait_for(
+        lambda: booking.metric_all("kafka_producer_connected") == [1.0, 1.0], timeout=20, what="reconnect"
+    )
+    assert faulty["mode"].startswith("degraded: direct scrape")
+    assert code == 2
+    errors = finding(faulty, "B-1", "producer_errors")
+    assert errors["status"] == "CRITICAL" and errors["source"].startswith("direct scrape")
+    assert errors["value"] > 0
+    failing = finding(faulty, "B-1", "payment_server_errors")
+    assert failing["status"] == "CRITICAL" and failing["value"] == 1.0
+
+
+def test_a_quiet_service_reads_healthy_by_direct_scrape(cli: CliRunner, booking: Backend) -> None:
+    """Every live signal of every runbook is OK on an idle service with the recommended settings. (The SQL
+    signals keep the history of earlier tests in this run's database; their healthy cases are above.)"""
+    booking.release_holds()
+    _, document = check(cli, booking, "direct")
+    assert document["mode"].startswith("degraded: direct scrape")
+    live = [
+        (r["id"], f["signal"], f["status"], f["value"])
+        for r in document["runbooks"]
+        for f in r["findings"]
+        if f["source"].startswith("direct scrape")
+    ]
+    assert {runbook for runbook, *_ in live} == {"A-1", "A-2", "A-3", "B-1", "B-2", "B-3", "B-4"}
+    assert [entry for entry in live if entry[2] != "OK"] == []
 
 
 @pytest.mark.parametrize("mode", ["prometheus", "direct"])
