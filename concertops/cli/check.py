@@ -1,8 +1,8 @@
-"""``concertops check`` and the seven runbook commands ``a1`` … ``b4``: detection, evidence and the plan."""
+"""``concertops check``: detection, evidence and the plan, for every runbook at once (and the report the
+runbook commands share)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
@@ -62,22 +62,10 @@ def check(
             wanted.append(normalise_id(raw))
         except ValueError:
             raise UsageError(f"unknown runbook {raw!r}", f"use one of {', '.join(RUNBOOK_IDS)}") from None
-    _run(list(dict.fromkeys(wanted)), fmt, output, timeout, show_all)
+    run_report(list(dict.fromkeys(wanted)), fmt, output, timeout, show_all)
 
 
-def runbook_command(runbook_id: str) -> Callable[..., None]:
-    def command(
-        fmt: Format = FORMAT_OPTION,
-        output: Path | None = OUTPUT_OPTION,
-        timeout: float = TIMEOUT_OPTION,
-    ) -> None:
-        # One runbook: every signal is worth a line, healthy ones included.
-        _run([runbook_id], fmt, output, timeout, show_all=True)
-
-    return command
-
-
-def _run(ids: list[str], fmt: Format, output: Path | None, timeout: float, show_all: bool) -> None:
+def run_report(ids: list[str], fmt: Format, output: Path | None, timeout: float, show_all: bool) -> None:
     from concertops.cli import render
     from concertops.engine.check import run_check
     from concertops.runbooks.registry import get

@@ -10,7 +10,18 @@ import sys
 
 import typer
 
-from concertops.cli import backend, check, config_cmd, devstack, doctor, runbooks_cmd, simulate
+from concertops.cli import (
+    audit_cmd,
+    backend,
+    check,
+    config_cmd,
+    devstack,
+    doctor,
+    runbook_cmds,
+    runbooks_cmd,
+    settings_cmd,
+    simulate,
+)
 from concertops.cli.state import OPTIONS
 from concertops.errors import UNKNOWN
 
@@ -32,6 +43,8 @@ app.add_typer(simulate.app, name="simulate")
 app.command("doctor")(doctor.doctor)
 app.command("check")(check.check)
 app.add_typer(runbooks_cmd.app, name="runbooks")
+app.add_typer(settings_cmd.app, name="settings")
+app.command("audit")(audit_cmd.audit)
 
 # One command per manual entry, so on-call muscle memory is `concertops b2`.
 RUNBOOK_COMMANDS = {
@@ -47,11 +60,14 @@ for _id, _what in RUNBOOK_COMMANDS.items():
     app.command(
         _id.replace("-", "").lower(),
         short_help=f"{_id}: {_what}.",
-        help=f"{_id}: {_what}. Shows the diagnosis with its evidence and the remediation plan "
-        f"(details: concertops runbooks show {_id}). Exit 0 OK, 1 WARNING, 2 CRITICAL, "
-        "3 when nothing could be measured.",
+        help=f"{_id}: {_what}.\n\nWithout options: the diagnosis with its evidence and the remediation plan "
+        f"(details: concertops runbooks show {_id}). --dry-run runs every step in a mode that changes "
+        "nothing; --apply asks, locks, runs the steps (one audit row each) and probes again.\n\n"
+        "Exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 nothing measured. With --apply: 0 resolved and verified, "
+        "1 improved but still warning, 2 still critical or a step failed, 3 could not run (refused "
+        "confirmation, lock held, bad input).",
         rich_help_panel="Runbooks",
-    )(check.runbook_command(_id))
+    )(runbook_cmds.command(_id))
 
 
 @app.callback()

@@ -12,7 +12,7 @@ from concertops.engine.findings import Finding
 from concertops.engine.report import Report
 from concertops.engine.status import Status
 
-_COLOURS = {
+COLOURS = {
     Status.OK: "green",
     Status.WARNING: "yellow",
     Status.CRITICAL: "bold red",
@@ -82,7 +82,7 @@ def table(report: Report, show_ok_findings: bool) -> None:
         if state != "ok":
             out.print(f"  [magenta]{source}[/]: {state}")
     for result in report.runbooks:
-        colour = _COLOURS[result.status]
+        colour = COLOURS[result.status]
         out.print()
         out.print(
             f"[{colour}]{result.status.name:<8}[/] [bold]{result.id}[/] {result.title} — {result.verdict}"
@@ -94,7 +94,7 @@ def table(report: Report, show_ok_findings: bool) -> None:
             if finding.status is Status.OK and not show_ok_findings:
                 continue
             grid.add_row(
-                f"[{_COLOURS[finding.status]}]{finding.status.name}[/]",
+                f"[{COLOURS[finding.status]}]{finding.status.name}[/]",
                 finding.title,
                 _value(finding),
                 sparkline(finding.history),

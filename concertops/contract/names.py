@@ -46,3 +46,6 @@ CACHE_MISSES = "cache_misses_total"
 SETTING_VALUE = "booking_setting_value"
 SETTING_INFO = "booking_setting_info"
 SETTINGS_VERSION = "booking_settings_version"
+
+# Redis lock held by whoever activates queue tokens (one activator at a time; concertops takes it too).
+ACTIVATOR_LOCK = "queue:activator"

@@ -142,3 +142,37 @@ runtime_setting_history = sa.Table(
     sa.Column("reason", sa.String(500), nullable=False),
     sa.Column("changed_at", sa.DateTime, nullable=False),
 )
+
+# One row per remediation step (and per settings change): who, where, what, with what effect.
+remediation_audit = sa.Table(
+    "remediation_audit",
+    metadata,
+    sa.Column("audit_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), nullable=False, index=True),
+    sa.Column("runbook", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(200), nullable=False),
+    sa.Column("params", sa.String(2000), nullable=False),
+    sa.Column("operator", sa.String(100), nullable=False),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("profile", sa.String(100), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime, nullable=True),
+    # running | ok | failed | refused | interrupted | skipped
+    sa.Column("result", sa.String(16), nullable=False),
+    sa.Column("affected", sa.Integer, nullable=True),
+    sa.Column("detail", sa.String(1000), nullable=False, default=""),
+    sa.Index("ix_remediation_audit_runbook_started", "runbook", "started_at"),
+)
+
+# Who holds a runbook's apply lock (on MySQL the lock itself is GET_LOCK; this row names the holder).
+remediation_lock = sa.Table(
+    "remediation_lock",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(300), nullable=False),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", sa.DateTime, nullable=False),
+)

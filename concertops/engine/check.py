@@ -11,16 +11,25 @@ from concertops.runbooks.registry import Runbook
 
 
 def run_check(
-    profile: Profile, runbooks: list[Runbook], timeout_s: float = 5.0, history: bool = False
+    profile: Profile,
+    runbooks: list[Runbook],
+    timeout_s: float = 5.0,
+    history: bool = False,
+    window: str | None = None,
+    enable: frozenset[str] = frozenset(),
 ) -> Report:
+    """Probe and judge; ``window`` shortens every rate and quantile window (verification after a fix wants
+    the last seconds, not the last minutes that still hold the incident); ``enable`` names optional steps."""
     started = time.monotonic()
+    if window is not None:
+        runbooks = [rb.with_window(window) for rb in runbooks]
     signals = [s for rb in runbooks for s in rb.page.signals]
     wanted = frozenset(rb.page.main_signal.name for rb in runbooks) if history else frozenset()
     probed = probe(profile, signals, timeout_s, history_for=wanted)
     results = []
     for rb in runbooks:
         observations = {s.name: probed.for_signal(s) for s in rb.page.signals}
-        judged = rb.judge(observations)
+        judged = rb.judge(observations, enable)
         results.append(
             RunbookResult(
                 id=rb.id,

@@ -8,7 +8,7 @@ Values are summed across instances before any division (a per-series ratio of 5x
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from concertops.errors import ConfigError
@@ -17,7 +17,7 @@ Kind = Literal["gauge", "rate", "ratio", "quantile", "sql", "kafka_lag", "topic_
 METRIC_KINDS = ("gauge", "rate", "ratio", "quantile")
 KINDS: tuple[str, ...] = (*METRIC_KINDS, "sql", "kafka_lag", "topic_depth")
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
-_WINDOW = re.compile(r"^\d+[smh]$")
+WINDOW_PATTERN = re.compile(r"^\d+[smh]$")
 
 
 class RunbookPageError(ConfigError):
@@ -103,6 +103,14 @@ class Signal:
     def source_kind(self) -> str:
         return "metrics" if self.kind in METRIC_KINDS else ("sql" if self.kind == "sql" else "kafka")
 
+    def with_window(self, window: str) -> Signal:
+        """This signal over another window (gauges and non-metric signals are returned as they are)."""
+
+        def shorter(series: Series | None) -> Series | None:
+            return replace(series, window=window) if series is not None and series.kind == "rate" else series
+
+        return replace(self, series=shorter(self.series), denominator=shorter(self.denominator))
+
     def promql(self) -> str:
         assert self.series is not None
         if self.kind == "ratio":
@@ -178,7 +186,7 @@ def _series(raw: Any, kind: str | None, where: str) -> Series:
     if agg not in ("sum", "max", "min") or (agg != "sum" and kind == "rate"):
         raise RunbookPageError(f"{where}: agg {agg!r} must be sum, max or min (rates are always summed)")
     window = str(raw.get("window", "1m"))
-    if not _WINDOW.match(window):
+    if not WINDOW_PATTERN.match(window):
         raise RunbookPageError(f"{where}: window {window!r} must look like 30s, 1m or 5m")
     return Series(kind, _text(raw, "metric", where), selector, window, agg)  # type: ignore[arg-type]
 

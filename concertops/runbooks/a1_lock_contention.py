@@ -6,11 +6,12 @@ from concertops.runbooks.verdicts import Firing
 
 
 def verdict(firing: Firing) -> str | None:
-    if firing("pool_usage") and firing("lock_errors"):
+    drained = firing("pool_usage") or firing("pool_timeouts")
+    if drained and firing("lock_errors"):
         return (
             "seat-lock waiters are holding pooled connections: let fewer users in, then fail fast on the lock"
         )
-    if firing("pool_usage"):
+    if drained:
         return "the pool is drained without lock contention: see B-3 (pool size)"
     if firing("lock_errors"):
         return "seat-lock contention is rising; the pool still copes"

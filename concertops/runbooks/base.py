@@ -18,8 +18,9 @@ def evaluate(page: Page, observations: Mapping[str, Observation]) -> tuple[Findi
     return tuple(judge(signal, observations[signal.name]) for signal in page.signals)
 
 
-def plan(page: Page, findings: tuple[Finding, ...]) -> tuple[Step, ...]:
-    """The page's steps whose triggering signals fire, in the page's order (the order to apply them)."""
+def plan(page: Page, findings: tuple[Finding, ...], enable: frozenset[str] = frozenset()) -> tuple[Step, ...]:
+    """The page's steps whose triggering signals fire, in the page's order (the order to apply them).
+    Optional steps are planned only when ``enable`` names them."""
     firing = {f.signal for f in findings if f.status in FIRING}
     return tuple(
         Step(
@@ -32,7 +33,7 @@ def plan(page: Page, findings: tuple[Finding, ...]) -> tuple[Step, ...]:
             because=tuple(w for w in spec.when if w in firing),
         )
         for spec in page.remediation
-        if firing.intersection(spec.when)
+        if firing.intersection(spec.when) and (not spec.optional or spec.id in enable)
     )
 
 

@@ -22,6 +22,7 @@ class StepSpec:
     params: dict[str, Any] = field(default_factory=dict)
     limits: dict[str, Any] = field(default_factory=dict)
     expect: str = ""
+    optional: bool = False  # planned only when the operator asks for it (e.g. a1 --rate-limit-rps)
 
 
 @dataclass(frozen=True)
@@ -115,4 +116,5 @@ def _step(raw: Any, where: str, signals: set[str]) -> StepSpec:
         params=dict(raw.get("params") or {}),
         limits=dict(raw.get("limits") or {}),
         expect=str(raw.get("expect", "")),
+        optional=bool(raw.get("optional", False)),
     )

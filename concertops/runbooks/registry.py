@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ class Runbook:
     def id(self) -> str:
         return self.page.id
 
-    def judge(self, observations: Mapping[str, Observation]) -> Judgement:
+    def judge(
+        self, observations: Mapping[str, Observation], enable: frozenset[str] = frozenset()
+    ) -> Judgement:
         findings = base.evaluate(self.page, observations)
         firing = {f.signal for f in findings if f.status in base.FIRING}
         special = self.module.verdict(firing.__contains__)
@@ -38,8 +41,13 @@ class Runbook:
             status=base.status_of(findings),
             verdict=special or base.verdict(self.page, findings),
             findings=findings,
-            plan=base.plan(self.page, findings),
+            plan=base.plan(self.page, findings, enable),
         )
+
+    def with_window(self, window: str) -> Runbook:
+        """The same runbook with every rate and quantile window set to ``window``."""
+        signals = tuple(s.with_window(window) for s in self.page.signals)
+        return Runbook(dataclasses.replace(self.page, signals=signals), self.module)
 
 
 def get(runbook_id: str) -> Runbook:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from concertops.booking.domain.clock import utcnow
 from concertops.booking.domain.errors import DomainError, not_found
 from concertops.booking.domain.rows import new_id
-from concertops.contract.schema import reservation, seat
+from concertops.contract.schema import reservation, schedule, seat
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,15 @@ def expire(conn: sa.Connection, reservation_ids: list[int]) -> int:
     if done:
         expired_now = sa.select(reservation.c.reservation_id).where(
             reservation.c.reservation_id.in_(reservation_ids), reservation.c.status == "EXPIRED"
+        )
+        freed_schedules = sa.select(seat.c.schedule_id).where(
+            seat.c.reservation_id.in_(expired_now), seat.c.status == "HELD"
+        )
+        # A seat is back on sale, so a schedule marked sold out (A-2's remediation) is not any more.
+        conn.execute(
+            schedule.update()
+            .where(schedule.c.schedule_id.in_(freed_schedules), schedule.c.sold_out.is_(True))
+            .values(sold_out=False)
         )
         conn.execute(
             seat.update()

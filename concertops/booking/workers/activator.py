@@ -16,6 +16,7 @@ from concertops.booking.db import Database
 from concertops.booking.domain import queue
 from concertops.booking.live_settings import LiveSettings
 from concertops.booking.metrics import Metrics
+from concertops.contract import names
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Activator:
                 log.warning("queue activation failed: %s", type(exc).__name__)
 
     def run_once(self) -> queue.ActivationRun | None:
-        lock = self.redis.lock("queue:activator", timeout=30)
+        lock = self.redis.lock(names.ACTIVATOR_LOCK, timeout=30)
         if not lock.acquire(blocking=False):
             return None
         started = time.perf_counter()

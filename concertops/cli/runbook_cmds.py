@@ -1,0 +1,230 @@
+"""The seven runbook commands ``a1`` … ``b4``: without options the diagnosis and the plan; with ``--dry-run``
+every step run in a mode that changes nothing; with ``--apply`` the fix, then verification.
+
+Each command's own options are the knobs and hard limits of its steps, with the runbook page's values as
+defaults, so ``concertops a1 --help`` says what can be tuned."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from concertops.cli.check import FORMAT_OPTION, OUTPUT_OPTION, TIMEOUT_OPTION, Format, run_report
+from concertops.cli.state import OPTIONS
+from concertops.errors import UsageError
+
+APPLY = typer.Option(False, "--apply", help="Remediate: confirm, lock, run the steps (audited), verify.")
+DRY_RUN = typer.Option(
+    False, "--dry-run", help="Run every step in a mode that changes nothing; exact counts."
+)
+YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (automation).")
+REASON = typer.Option("", "--reason", help="Why, for the settings history and the audit (e.g. INC-1234).")
+VERIFY_TIMEOUT = typer.Option(
+    90.0, "--verify-timeout", min=0, max=3600, help="Seconds to wait for the signals to recover."
+)
+VERIFY_WINDOW = typer.Option(
+    "30s", "--verify-window", help="Rate window when verifying (the incident's minutes must not count)."
+)
+
+Tuned = tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], frozenset[str]]
+
+
+def command(runbook_id: str) -> Callable[..., None]:
+    return _COMMANDS[runbook_id]
+
+
+def _run(
+    runbook_id: str,
+    fmt: Format,
+    output: Path | None,
+    timeout: float,
+    apply: bool,
+    dry_run: bool,
+    yes: bool,
+    reason: str,
+    verify_timeout: float,
+    verify_window: str,
+    tuned: Tuned = ({}, {}, frozenset()),
+) -> None:
+    if not (apply or dry_run):
+        # One runbook: every signal is worth a line, healthy ones included.
+        run_report([runbook_id], fmt, output, timeout, show_all=True)
+        return
+    if apply and dry_run:
+        raise UsageError("--apply and --dry-run exclude each other", "use --dry-run first, then --apply")
+    if fmt not in (Format.table, Format.json) or output is not None:
+        raise UsageError("--apply and --dry-run report as table or json", "drop --output, use --format json")
+    from concertops.cli import apply_view
+    from concertops.engine.remediate import Options, Tuning, remediate
+    from concertops.engine.signals import WINDOW_PATTERN
+    from concertops.runbooks.registry import get
+
+    if not WINDOW_PATTERN.match(verify_window):
+        raise UsageError(f"--verify-window {verify_window!r} is not a duration", "e.g. 30s, 2m")
+    params, limits, enable = tuned
+    options = Options(
+        dry_run=dry_run,
+        yes=yes,
+        reason=reason,
+        timeout_s=timeout,
+        verify_timeout_s=verify_timeout,
+        verify_window=verify_window,
+        tuning=Tuning(params, limits, enable),
+    )
+    ui = apply_view.TerminalUi(quiet=fmt is Format.json)
+    try:
+        result = remediate(OPTIONS.load_profile(), get(runbook_id), options, ui)
+    finally:
+        ui.stop()
+    apply_view.summary(result, ui)
+    if fmt is Format.json:
+        import json
+
+        from concertops.cli import console
+
+        console.out().file.write(json.dumps(result.as_json(), indent=2, default=str) + "\n")
+    raise typer.Exit(result.exit_code)
+
+
+def _keep(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def a1(
+    tokens: int = typer.Option(
+        None, "--tokens", min=1, help="max_active_tokens to cut to (page: 20; limit ≥ 10)."
+    ),
+    pool_size: int = typer.Option(
+        None,
+        "--pool-size",
+        min=1,
+        help="db_pool_size per instance (page: 30; refused beyond 50% of max_connections).",
+    ),
+    rate_limit_rps: int = typer.Option(
+        None, "--rate-limit-rps", min=1, help="Also throttle each instance to this many requests/s."
+    ),
+    apply: bool = APPLY,
+    dry_run: bool = DRY_RUN,
+    yes: bool = YES,
+    reason: str = REASON,
+    fmt: Format = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+    verify_timeout: float = VERIFY_TIMEOUT,
+    verify_window: str = VERIFY_WINDOW,
+) -> None:
+    params = {
+        "fewer-active-tokens": _keep(value=tokens),
+        "explicit-pool": _keep(value=pool_size),
+        "throttle": _keep(value=rate_limit_rps),
+    }
+    enable = frozenset({"throttle"} if rate_limit_rps else set())
+    _run(
+        "A-1",
+        fmt,
+        output,
+        timeout,
+        apply,
+        dry_run,
+        yes,
+        reason,
+        verify_timeout,
+        verify_window,
+        (params, {}, enable),
+    )
+
+
+def a2(
+    max_schedules: int = typer.Option(
+        None, "--max-schedules", min=1, help="Most schedules to mark sold out in one run (page: 100)."
+    ),
+    apply: bool = APPLY,
+    dry_run: bool = DRY_RUN,
+    yes: bool = YES,
+    reason: str = REASON,
+    fmt: Format = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+    verify_timeout: float = VERIFY_TIMEOUT,
+    verify_window: str = VERIFY_WINDOW,
+) -> None:
+    limits = {"mark-sold-out": _keep(max_schedules=max_schedules)}
+    _run(
+        "A-2",
+        fmt,
+        output,
+        timeout,
+        apply,
+        dry_run,
+        yes,
+        reason,
+        verify_timeout,
+        verify_window,
+        ({}, limits, frozenset()),
+    )
+
+
+def a3(
+    interval: int = typer.Option(
+        None, "--interval", min=1, help="queue_activation_interval_s for the polling fallback (page: 1)."
+    ),
+    raise_tokens: int = typer.Option(
+        None, "--raise-tokens", min=1, help="Also raise max_active_tokens to this (limit 200; watch A-1)."
+    ),
+    max_activate: int = typer.Option(
+        None, "--max-activate", min=1, help="Most WAITING tokens to activate now (page: 500)."
+    ),
+    apply: bool = APPLY,
+    dry_run: bool = DRY_RUN,
+    yes: bool = YES,
+    reason: str = REASON,
+    fmt: Format = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+    verify_timeout: float = VERIFY_TIMEOUT,
+    verify_window: str = VERIFY_WINDOW,
+) -> None:
+    params = {"shorter-period": _keep(value=interval), "more-active-tokens": _keep(value=raise_tokens)}
+    limits = {"activate-now": _keep(max_tokens=max_activate)}
+    enable = frozenset({"more-active-tokens"} if raise_tokens else set())
+    _run(
+        "A-3",
+        fmt,
+        output,
+        timeout,
+        apply,
+        dry_run,
+        yes,
+        reason,
+        verify_timeout,
+        verify_window,
+        (params, limits, enable),
+    )
+
+
+def _generic(runbook_id: str) -> Callable[..., None]:
+    def run(
+        apply: bool = APPLY,
+        dry_run: bool = DRY_RUN,
+        yes: bool = YES,
+        reason: str = REASON,
+        fmt: Format = FORMAT_OPTION,
+        output: Path | None = OUTPUT_OPTION,
+        timeout: float = TIMEOUT_OPTION,
+        verify_timeout: float = VERIFY_TIMEOUT,
+        verify_window: str = VERIFY_WINDOW,
+    ) -> None:
+        _run(runbook_id, fmt, output, timeout, apply, dry_run, yes, reason, verify_timeout, verify_window)
+
+    return run
+
+
+_COMMANDS: dict[str, Callable[..., None]] = {
+    "A-1": a1,
+    "A-2": a2,
+    "A-3": a3,
+    **{i: _generic(i) for i in ("B-1", "B-2", "B-3", "B-4")},
+}

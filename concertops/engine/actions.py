@@ -1,0 +1,311 @@
+"""What each remediation step does, by its ``action`` in the runbook page.
+
+Every action is prepared first (everything it will do, limits checked, before anything runs), then run once,
+either for real or dry: a dry SQL step runs inside a transaction that is rolled back, so its counts are exact;
+a dry settings step reports the change it would make. Running an action when there is nothing to do changes
+nothing and says so.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from concertops.config import Profile
+from concertops.contract import names, settings_store
+from concertops.contract import settings as specs
+from concertops.contract.schema import queue_token, schedule, seat
+from concertops.engine import settings_ops
+from concertops.engine.findings import Step
+from concertops.errors import UsageError
+from concertops.sources.database import is_mysql
+from concertops.sources.instances import applied_versions
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str  # ok | skipped | failed
+    affected: int
+    detail: str
+    changed: bool = False
+    settings_version: int | None = None  # a version every instance must apply before verifying
+
+
+@dataclass
+class Context:
+    profile: Profile
+    engine: sa.Engine
+    dry_run: bool
+    operator: str
+    reason: str
+    note: Callable[[str], None] = field(default=lambda _line: None)  # a line of progress for the user
+
+
+class Action(Protocol):
+    step: Step
+
+    def prepare(self, ctx: Context) -> str:
+        """What the step will do, concretely; raises UsageError when a limit forbids it."""
+
+    def run(self, ctx: Context) -> Outcome: ...
+
+
+# -- settings ------------------------------------------------------------------------------------------
+_ASSIGN = re.compile(r"([a-z_]+)=(\S+)")
+
+
+@dataclass
+class SetSettings:
+    """``set NAME=VALUE …`` or ``set NAME`` with ``params.value``; ``limits.min``/``max`` bound the value."""
+
+    step: Step
+    changes: dict[str, specs.Value] = field(default_factory=dict)
+
+    def prepare(self, ctx: Context) -> str:
+        words = self.step.action.split()[1:]
+        raw: dict[str, Any] = {}
+        for word in words:
+            found = _ASSIGN.fullmatch(word)
+            if found:
+                raw[found[1]] = found[2]
+            else:
+                raw[word] = self.step.params.get("value")
+        for name in raw:
+            # An operator's override (e.g. --tokens 15) replaces the page's value for that setting.
+            if name in self.step.params:
+                raw[name] = self.step.params[name]
+        self.changes = settings_ops.parse_assignments([f"{k}={v}" for k, v in raw.items()])
+        for name, value in self.changes.items():
+            _within_limits(self.step, name, value)
+            if name == "db_pool_size" and isinstance(value, int):
+                _pool_headroom(ctx, self.step, value)
+        pending = settings_ops.preview(ctx.engine, self.changes)
+        if not pending:
+            return "already " + ", ".join(
+                f"{n}={specs.BY_NAME[n].render(v)}" for n, v in self.changes.items()
+            )
+        return ", ".join(f"{c.name} {c.old} → {c.new}" for c in pending)
+
+    def run(self, ctx: Context) -> Outcome:
+        pending = settings_ops.preview(ctx.engine, self.changes)
+        if not pending:
+            return Outcome("ok", 0, "nothing to change: already in force")
+        text = ", ".join(f"{c.name} {c.old} → {c.new}" for c in pending)
+        if ctx.dry_run:
+            return Outcome("ok", len(pending), f"would set {text}")
+        written = settings_ops.write(ctx.engine, self.changes, ctx.operator, ctx.reason)
+        return Outcome(
+            "ok", len(written.changes), f"set {text} (version {written.version})", True, written.version
+        )
+
+
+def _within_limits(step: Step, name: str, value: specs.Value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return
+    low, high = step.limits.get("min"), step.limits.get("max")
+    if low is not None and value < low:
+        raise UsageError(f"{step.id}: {name}={value} is below this step's limit {low}", f"use {low} or more")
+    if high is not None and value > high:
+        raise UsageError(
+            f"{step.id}: {name}={value} is above this step's limit {high}", f"use {high} or less"
+        )
+
+
+def _pool_headroom(ctx: Context, step: Step, size: int) -> None:
+    """Refuse a pool size whose total over the live instances would eat the server's connection headroom."""
+    if not is_mysql(ctx.engine):
+        return  # SQLite has no connection limit to protect
+    with ctx.engine.connect() as conn:
+        max_connections = int(conn.execute(sa.text("SELECT @@max_connections")).scalar_one())
+    instances = max(1, len(applied_versions(ctx.profile)))
+    share = float(step.limits.get("max_share_of_max_connections", 0.5))
+    allowed = math.floor(max_connections * share / instances)
+    if size > allowed:
+        raise UsageError(
+            f"{step.id}: a pool of {size} on {instances} instance(s) is {size * instances} connections, over "
+            f"{share:.0%} of max_connections={max_connections} (the rest is reserve for everything else)",
+            f"use --pool-size {allowed} or less, or raise max_connections first",
+        )
+
+
+# -- A-2: sold-out schedules ---------------------------------------------------------------------------
+@dataclass
+class MarkSoldOut:
+    """Mark schedules without a free seat, so the service refuses them before taking a lock or a connection.
+    The service lifts the mark itself when a seat comes back (an expired hold)."""
+
+    step: Step
+    found: list[int] = field(default_factory=list)
+
+    def _candidates(self, conn: sa.Connection, limit: int) -> list[int]:
+        available = sa.func.sum(sa.case((seat.c.status == "AVAILABLE", 1), else_=0))
+        full = sa.select(seat.c.schedule_id).group_by(seat.c.schedule_id).having(available == 0).subquery()
+        return list(
+            conn.execute(
+                sa.select(schedule.c.schedule_id)
+                .where(
+                    schedule.c.schedule_id.in_(sa.select(full.c.schedule_id)), schedule.c.sold_out.is_(False)
+                )
+                .order_by(schedule.c.schedule_id)
+                .limit(limit)
+            ).scalars()
+        )
+
+    def prepare(self, ctx: Context) -> str:
+        limit = int(self.step.limits.get("max_schedules", 100))
+        with ctx.engine.connect() as conn:
+            self.found = self._candidates(conn, limit + 1)
+        if not self.found:
+            return "no unmarked sold-out schedule"
+        if len(self.found) > limit:
+            raise UsageError(
+                f"{self.step.id}: more than {limit} schedules to mark",
+                "raise --max-schedules if that is right",
+            )
+        return f"mark {len(self.found)} schedule(s) sold out: {', '.join(map(str, self.found[:10]))}"
+
+    def run(self, ctx: Context) -> Outcome:
+        limit = int(self.step.limits.get("max_schedules", 100))
+        conn = ctx.engine.connect()
+        try:
+            tx = conn.begin()
+            ids = self._candidates(conn, limit)
+            marked = 0
+            if ids:
+                # Still full at this moment: a seat freed since prepare() keeps its schedule on sale.
+                available = sa.func.sum(sa.case((seat.c.status == "AVAILABLE", 1), else_=0))
+                still_full = (
+                    sa.select(seat.c.schedule_id)
+                    .where(seat.c.schedule_id.in_(ids))
+                    .group_by(seat.c.schedule_id)
+                    .having(available == 0)
+                )
+                full_now = list(conn.execute(still_full).scalars())
+                if full_now:
+                    marked = conn.execute(
+                        schedule.update()
+                        .where(schedule.c.schedule_id.in_(full_now), schedule.c.sold_out.is_(False))
+                        .values(sold_out=True)
+                    ).rowcount
+            if ctx.dry_run:
+                tx.rollback()
+                return Outcome("ok", marked, f"would mark {marked} schedule(s) sold out (rolled back)")
+            tx.commit()
+        finally:
+            conn.close()
+        if not marked:
+            return Outcome("ok", 0, "nothing to mark: no unmarked sold-out schedule")
+        return Outcome("ok", marked, f"marked {marked} schedule(s) sold out", changed=True)
+
+
+# -- A-3: activate waiting tokens now ------------------------------------------------------------------
+@dataclass
+class ActivateWaiting:
+    """Activate the oldest WAITING tokens now, within ``max_active_tokens`` (never beyond it), holding the
+    service's own activator lock so the two never activate at once."""
+
+    step: Step
+
+    def _free_slots(self, conn: sa.Connection) -> tuple[int, int, int]:
+        values, _version = settings_store.current(conn)
+        active, waiting = (
+            conn.execute(
+                sa.select(sa.func.count()).select_from(queue_token).where(queue_token.c.status == status)
+            ).scalar_one()
+            for status in ("ACTIVE", "WAITING")
+        )
+        limit = int(self.step.limits.get("max_tokens", 500))
+        free = max(0, min(int(values["max_active_tokens"]) - int(active), int(waiting), limit))
+        return free, int(active), int(waiting)
+
+    def prepare(self, ctx: Context) -> str:
+        with ctx.engine.connect() as conn:
+            free, active, waiting = self._free_slots(conn)
+        if not waiting:
+            return "no WAITING token"
+        return f"activate {free} of {waiting} WAITING token(s) now ({active} ACTIVE)"
+
+    def run(self, ctx: Context) -> Outcome:
+        import redis
+
+        if not ctx.profile.redis_url:
+            raise UsageError(
+                "activating tokens needs Redis (the activator's lock)", "set redis_url in the profile"
+            )
+        lock = redis.Redis.from_url(ctx.profile.redis_url).lock(
+            names.ACTIVATOR_LOCK, timeout=30, blocking_timeout=10
+        )
+        if not lock.acquire():
+            return Outcome("failed", 0, "the service's activator kept its lock for 10 s; try again")
+        try:
+            return self._activate(ctx)
+        finally:
+            lock.release()
+
+    def _activate(self, ctx: Context) -> Outcome:
+        from datetime import timedelta
+
+        from concertops.engine.audit import now
+
+        with ctx.engine.connect() as conn:
+            tx = conn.begin()
+            free, _active, waiting = self._free_slots(conn)
+            activated = 0
+            if free:
+                values, _version = settings_store.current(conn)
+                ids = list(
+                    conn.execute(
+                        sa.select(queue_token.c.token_id)
+                        .where(queue_token.c.status == "WAITING")
+                        .order_by(queue_token.c.created_at, queue_token.c.token_id)
+                        .limit(free)
+                    ).scalars()
+                )
+                at = now()
+                activated = conn.execute(
+                    queue_token.update()
+                    .where(queue_token.c.token_id.in_(ids), queue_token.c.status == "WAITING")
+                    .values(
+                        status="ACTIVE",
+                        activated_at=at,
+                        expires_at=at + timedelta(seconds=int(values["active_token_ttl_s"])),
+                    )
+                ).rowcount
+            if ctx.dry_run:
+                tx.rollback()
+                return Outcome(
+                    "ok", activated, f"would activate {activated} of {waiting} WAITING (rolled back)"
+                )
+            tx.commit()
+        if not activated:
+            return Outcome("ok", 0, "nothing to activate" + (" (no free ACTIVE slot)" if waiting else ""))
+        return Outcome("ok", activated, f"activated {activated} of {waiting} WAITING token(s)", changed=True)
+
+
+# -- not automated (yet) -------------------------------------------------------------------------------
+@dataclass
+class Manual:
+    """A step concertops does not run itself: it is listed, audited as skipped, and left to the operator."""
+
+    step: Step
+
+    def prepare(self, ctx: Context) -> str:
+        return f"by hand: {self.step.action} (not automated)"
+
+    def run(self, ctx: Context) -> Outcome:
+        return Outcome("skipped", 0, f"not automated: {self.step.action}; do it by hand (runbook page)")
+
+
+def action_for(step: Step) -> Action:
+    if step.action.startswith("set "):
+        return SetSettings(step)
+    if step.action == "mark sold_out schedules":
+        return MarkSoldOut(step)
+    if step.action == "activate waiting tokens":
+        return ActivateWaiting(step)
+    return Manual(step)

@@ -1,0 +1,110 @@
+"""The remediation audit: one row per step (and per settings change), written before the step runs and
+finished after it, so a step that crashed or was interrupted still shows who started what, and when.
+
+Rows never hold secrets: parameters and details go through ``redact_text``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from concertops.contract.schema import remediation_audit
+from concertops.redact import redact_text
+
+RESULTS = ("running", "ok", "failed", "refused", "interrupted", "skipped")
+
+
+def operator_name() -> str:
+    """Who is acting: $CONCERTOPS_OPERATOR (set it in automation), else the login name."""
+    try:
+        return os.environ.get("CONCERTOPS_OPERATOR") or getpass.getuser()
+    except (KeyError, OSError):  # a container without a passwd entry
+        return f"uid-{os.getuid()}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+@dataclass
+class AuditLog:
+    engine: sa.Engine
+    runbook: str
+    profile: str
+    dry_run: bool
+    operator: str = field(default_factory=operator_name)
+    host: str = field(default_factory=socket.gethostname)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def start(self, step: str, action: str, params: dict[str, Any]) -> int:
+        with self.engine.begin() as conn:
+            inserted = conn.execute(
+                remediation_audit.insert().values(
+                    run_id=self.run_id,
+                    runbook=self.runbook,
+                    step=step,
+                    action=redact_text(action)[:200],
+                    params=redact_text(json.dumps(params, sort_keys=True, default=str))[:2000],
+                    operator=self.operator[:100],
+                    host=self.host[:200],
+                    profile=self.profile[:100],
+                    dry_run=self.dry_run,
+                    started_at=now(),
+                    result="running",
+                    detail="",
+                )
+            )
+            key = inserted.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def finish(self, audit_id: int, result: str, affected: int | None = None, detail: str = "") -> None:
+        assert result in RESULTS, result
+        with self.engine.begin() as conn:
+            conn.execute(
+                remediation_audit.update()
+                .where(remediation_audit.c.audit_id == audit_id)
+                .values(
+                    finished_at=now(), result=result, affected=affected, detail=redact_text(detail)[:1000]
+                )
+            )
+
+    def record(
+        self, step: str, action: str, params: dict[str, Any], result: str, affected: int | None, detail: str
+    ) -> None:
+        """A step that ran in one go (a settings change, a refusal): start and finish in one call."""
+        self.finish(self.start(step, action, params), result, affected, detail)
+
+
+def query(
+    engine: sa.Engine,
+    runbook: str | None = None,
+    since: datetime | None = None,
+    operator: str | None = None,
+    run_id: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` rows matching the filters, oldest first (as a log reads)."""
+    table = remediation_audit
+    stmt = sa.select(table)
+    if runbook:
+        stmt = stmt.where(table.c.runbook == runbook)
+    if since:
+        stmt = stmt.where(table.c.started_at >= since)
+    if operator:
+        stmt = stmt.where(table.c.operator == operator)
+    if run_id:
+        stmt = stmt.where(table.c.run_id.startswith(run_id))
+    stmt = stmt.order_by(table.c.audit_id.desc()).limit(limit)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+    return rows[::-1]

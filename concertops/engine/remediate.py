@@ -1,0 +1,248 @@
+"""``concertops <id> --apply``: plan → confirm → lock → steps (audited) → every instance applied → verify.
+
+The order is the safety: nothing runs before every step has been prepared (limits checked, the concrete
+change known) and confirmed; one run per runbook at a time; an audit row per step, finished even when the
+step fails or is interrupted; the verdict comes from probing again, not from the steps' own word.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from concertops.config import Profile
+from concertops.engine.actions import Action, Context, Outcome, action_for
+from concertops.engine.audit import AuditLog
+from concertops.engine.check import run_check
+from concertops.engine.findings import Step
+from concertops.engine.locking import RunLock
+from concertops.engine.report import Report, RunbookResult
+from concertops.engine.status import Status
+from concertops.errors import ConcertopsError
+from concertops.redact import error_line
+from concertops.runbooks.registry import Runbook
+from concertops.sources.database import open_engine
+from concertops.sources.instances import wait_applied
+
+APPLIED_TIMEOUT_S = 30.0
+
+
+class ConfirmationRefused(ConcertopsError):
+    """The operator did not confirm; nothing was changed."""
+
+
+class ApplyInterrupted(ConcertopsError):
+    """Ctrl-C during a step: the message says which steps completed."""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The operator's choices: per-step parameter and limit overrides, and optional steps to include."""
+
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    limits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    enable: frozenset[str] = frozenset()
+
+    def tune(self, step: Step) -> Step:
+        return dataclasses.replace(
+            step,
+            params={**step.params, **self.params.get(step.id, {})},
+            limits={**step.limits, **self.limits.get(step.id, {})},
+        )
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    yes: bool = False
+    reason: str = ""
+    timeout_s: float = 5.0
+    verify_timeout_s: float = 90.0
+    verify_window: str = "30s"
+    tuning: Tuning = Tuning()
+
+
+@dataclass
+class StepRun:
+    step: Step
+    intent: str  # what prepare() said it will do
+    outcome: Outcome | None = None
+
+
+@dataclass
+class ApplyResult:
+    runbook: str
+    dry_run: bool
+    before: RunbookResult
+    steps: list[StepRun]
+    after: RunbookResult | None = None
+    applied: dict[str, int] = field(default_factory=dict)  # instance → settings version, when checked
+    not_applied: bool = False
+    run_id: str = ""
+    message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.not_applied or any(
+            r.outcome is not None and r.outcome.result == "failed" for r in self.steps
+        )
+
+    @property
+    def exit_code(self) -> int:
+        if self.failed:
+            return int(Status.CRITICAL)
+        if not self.before.plan:  # nothing to do: the diagnosis decides (UNKNOWN → 3)
+            return int(self.before.status)
+        if self.dry_run:
+            return int(Status.OK)
+        return int(self.after.status) if self.after is not None else int(Status.UNKNOWN)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "runbook": self.runbook,
+            "dry_run": self.dry_run,
+            "run_id": self.run_id,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            "before": self.before.as_json(),
+            "steps": [
+                {
+                    "id": r.step.id,
+                    "intent": r.intent,
+                    "result": r.outcome.result if r.outcome else "not run",
+                    "affected": r.outcome.affected if r.outcome else None,
+                    "detail": r.outcome.detail if r.outcome else "",
+                }
+                for r in self.steps
+            ],
+            "applied": self.applied,
+            "after": self.after.as_json() if self.after else None,
+        }
+
+
+class Ui(Protocol):
+    def show_plan(self, result: ApplyResult) -> None: ...
+    def confirm(self, profile: Profile) -> bool: ...
+    def step_started(self, run: StepRun) -> None: ...
+    def step_finished(self, run: StepRun) -> None: ...
+    def note(self, text: str) -> None: ...
+    def verifying(self, report: Report, elapsed_s: float) -> None: ...
+
+
+def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> ApplyResult:
+    enable = options.tuning.enable
+    before = run_check(profile, [runbook], options.timeout_s, enable=enable).runbooks[0]
+    result = ApplyResult(runbook.id, options.dry_run, before, [])
+    if before.status is Status.UNKNOWN:
+        result.message = "nothing was measured, so nothing is applied: run `concertops doctor`"
+        return result
+    if not before.plan:
+        result.message = f"nothing to do: {before.verdict}"
+        return result
+
+    engine = open_engine(profile.database_url, options.timeout_s)
+    try:
+        audit = AuditLog(engine, runbook.id, profile.name, options.dry_run)
+        result.run_id = audit.run_id
+        ctx = Context(profile, engine, options.dry_run, audit.operator, _reason(options, runbook), ui.note)
+        steps = [options.tuning.tune(s) for s in before.plan]
+        actions: list[Action] = [action_for(s) for s in steps]
+        # Prepare everything before anything runs: a limit that forbids step 3 must stop step 1 too.
+        result.steps = [StepRun(a.step, a.prepare(ctx)) for a in actions]
+        ui.show_plan(result)
+        if not options.dry_run and not options.yes and not ui.confirm(profile):
+            audit.record("confirm", "confirmation", {}, "refused", 0, "the operator did not confirm")
+            raise ConfirmationRefused("not confirmed: nothing was changed")
+        try:
+            lock = RunLock(engine, runbook.id, f"{audit.operator} (run {audit.run_id[:8]})").__enter__()
+        except ConcertopsError as refused:
+            audit.record("lock", "take the apply lock", {}, "refused", 0, str(refused))
+            raise
+        try:
+            _run_steps(result, actions, ctx, audit, ui)
+        finally:
+            lock.__exit__(None, None, None)
+        if options.dry_run or result.failed:
+            return result
+        versions = [
+            r.outcome.settings_version for r in result.steps if r.outcome and r.outcome.settings_version
+        ]
+        if versions:
+            _wait_applied(result, profile, max(versions), ui)
+        if not result.failed:
+            result.after = _verify(profile, runbook, options, ui)
+            audit.record(
+                "verify",
+                f"probe again over {options.verify_window}",
+                {"window": options.verify_window},
+                "ok" if result.after.status is Status.OK else "failed",
+                None,
+                f"{before.status.name} → {result.after.status.name}: {result.after.verdict}",
+            )
+        return result
+    finally:
+        engine.dispose()
+
+
+def _run_steps(result: ApplyResult, actions: list[Action], ctx: Context, audit: AuditLog, ui: Ui) -> None:
+    for run, action in zip(result.steps, actions, strict=True):
+        ui.step_started(run)
+        row = audit.start(run.step.id, run.step.action, {**run.step.params, "limits": run.step.limits})
+        try:
+            run.outcome = action.run(ctx)
+        except KeyboardInterrupt:
+            _finish(
+                audit, row, "interrupted", None, "Ctrl-C during the step; its transaction was rolled back"
+            )
+            done = [r.step.id for r in result.steps if r.outcome is not None and r.outcome.result == "ok"]
+            raise ApplyInterrupted(
+                f"interrupted during {run.step.id}; completed before it: {', '.join(done) or 'none'}",
+                f"see concertops audit --run {audit.run_id[:8]}",
+            ) from None
+        except Exception as exc:
+            run.outcome = Outcome("failed", 0, error_line(exc))
+        _finish(audit, row, run.outcome.result, run.outcome.affected, run.outcome.detail)
+        ui.step_finished(run)
+        if run.outcome.result == "failed":
+            return  # later steps assume this one worked
+
+
+def _finish(audit: AuditLog, row: int, result: str, affected: int | None, detail: str) -> None:
+    try:
+        audit.finish(row, result, affected, detail)
+    except Exception as exc:  # the database went away mid-run: say so, the step's own result still stands
+        import sys
+
+        sys.stderr.write(f"concertops: warning: audit row {row} not finished ({error_line(exc)})\n")
+
+
+def _wait_applied(result: ApplyResult, profile: Profile, version: int, ui: Ui) -> None:
+    ui.note(f"waiting for every live instance to apply settings version {version}")
+    applied, seen = wait_applied(profile, version, APPLIED_TIMEOUT_S)
+    result.applied = seen
+    if not seen:
+        ui.note("no instance metrics configured (metrics_urls / prometheus_url): not checked on instances")
+        return
+    if not applied:
+        result.not_applied = True
+        behind = ", ".join(f"{i} at {v}" for i, v in seen.items() if v < version)
+        result.message = f"settings version {version} not applied within {APPLIED_TIMEOUT_S:g} s: {behind}"
+
+
+def _verify(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> RunbookResult:
+    """Probe again until healthy or the verify timeout: windows shortened, so the minutes of the incident
+    still inside a 5-minute rate do not hide a recovery."""
+    started = time.monotonic()
+    while True:
+        report = run_check(profile, [runbook], options.timeout_s, window=options.verify_window)
+        elapsed = time.monotonic() - started
+        ui.verifying(report, elapsed)
+        if report.runbooks[0].status is Status.OK or elapsed >= options.verify_timeout_s:
+            return report.runbooks[0]
+        time.sleep(2)
+
+
+def _reason(options: Options, runbook: Runbook) -> str:
+    return options.reason or f"concertops {runbook.id.replace('-', '').lower()} --apply"

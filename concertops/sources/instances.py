@@ -1,0 +1,61 @@
+"""Which settings version each live backend instance has applied, read from its exported metrics.
+
+From the profile's ``metrics_urls`` when it lists them (the instances themselves), else from Prometheus
+(every ``booking_settings_version`` series it has now)."""
+
+from __future__ import annotations
+
+import time
+
+from concertops.config import Profile
+from concertops.contract.names import SETTINGS_VERSION
+from concertops.redact import redact_url
+
+
+def applied_versions(profile: Profile, timeout_s: float = 3.0) -> dict[str, int]:
+    """instance → settings version it runs with; instances that do not answer are left out."""
+    if profile.metrics_urls:
+        return _from_endpoints(profile.metrics_urls, timeout_s)
+    if profile.prometheus_url:
+        return _from_prometheus(profile.prometheus_url, timeout_s)
+    return {}
+
+
+def wait_applied(profile: Profile, version: int, timeout_s: float) -> tuple[bool, dict[str, int]]:
+    """Poll until every live instance runs ``version`` or later; (all applied, the last reading)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = applied_versions(profile)
+        if seen and all(v >= version for v in seen.values()):
+            return True, seen
+        if time.monotonic() >= deadline:
+            return False, seen
+        time.sleep(0.5)
+
+
+def _from_endpoints(urls: tuple[str, ...], timeout_s: float) -> dict[str, int]:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    seen: dict[str, int] = {}
+    for url in urls:
+        try:
+            text = httpx.get(url, timeout=timeout_s).raise_for_status().text
+        except httpx.HTTPError:
+            continue
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == SETTINGS_VERSION:
+                    seen[redact_url(url)] = int(sample.value)
+    return seen
+
+
+def _from_prometheus(url: str, timeout_s: float) -> dict[str, int]:
+    import httpx
+
+    try:
+        answer = httpx.get(f"{url}/api/v1/query", params={"query": SETTINGS_VERSION}, timeout=timeout_s)
+        result = answer.raise_for_status().json()["data"]["result"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return {}
+    return {r["metric"].get("instance", "?"): int(float(r["value"][1])) for r in result}

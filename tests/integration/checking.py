@@ -1,0 +1,67 @@
+"""What the integration tests share to run `concertops check` as a user would and read its answer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import jsonschema
+from cli_runner import CliRunner
+from harness import BOOTSTRAP, Backend, wait_for
+
+from concertops.devstack.components import prometheus_url
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "check-schema.json").read_text())
+MODES = {"prometheus": prometheus_url(), "direct": "http://127.0.0.1:9"}  # 9: nothing listens (discard)
+
+
+def env(booking: Backend, mode: str) -> dict[str, str]:
+    return {
+        "CONCERTOPS_DATABASE_URL": str(booking.profile.database_url),
+        "CONCERTOPS_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+        "CONCERTOPS_PROMETHEUS_URL": MODES[mode],
+        "CONCERTOPS_METRICS_URLS": ",".join(f"{u}/metrics" for u in booking.urls),
+    }
+
+
+def check(cli: CliRunner, booking: Backend, mode: str, *ids: str) -> tuple[int, dict]:
+    done = cli("check", *ids, "--format", "json", env=env(booking, mode))
+    assert done.returncode in (0, 1, 2), done.stderr
+    document = json.loads(done.stdout)
+    jsonschema.validate(document, SCHEMA)
+    return done.returncode, document
+
+
+def finding(document: dict, runbook: str, signal: str) -> dict:
+    result = next(r for r in document["runbooks"] if r["id"] == runbook)
+    return next(f for f in result["findings"] if f["signal"] == signal)
+
+
+def wait_scraped(booking: Backend, query: str, expected: float) -> None:
+    """Prometheus scrapes every second; wait until it has seen what the instances export now."""
+
+    def seen() -> bool:
+        result = httpx.get(f"{prometheus_url()}/api/v1/query", params={"query": query}).json()["data"][
+            "result"
+        ]
+        return bool(result) and float(result[0]["value"][1]) == expected
+
+    wait_for(seen, timeout=20, what=f"Prometheus to see {query} == {expected}")
+
+
+def settled(booking: Backend) -> None:
+    """Prometheus has scraped the settings every instance applies now (the fixture just reset them)."""
+    version = min(booking.metric_all("booking_settings_version"))
+    wait_scraped(booking, "min(booking_settings_version)", version)
+
+
+def promql(query: str) -> float | None:
+    result = httpx.get(f"{prometheus_url()}/api/v1/query", params={"query": query}).json()["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def wait_counter_scraped(booking: Backend, metric: str) -> None:
+    """Wait until Prometheus holds the instances' current total of ``metric``."""
+    total = sum(booking.metric_all(metric))
+    wait_scraped(booking, f"sum({metric})", total)
