@@ -150,7 +150,11 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
         steps = [options.tuning.tune(s) for s in before.plan]
         actions: list[Action] = [action_for(s) for s in steps]
         # Prepare everything before anything runs: a limit that forbids step 3 must stop step 1 too.
-        result.steps = [StepRun(a.step, a.prepare(ctx)) for a in actions]
+        try:
+            result.steps = [StepRun(a.step, a.prepare(ctx)) for a in actions]
+        except ConcertopsError as refused:
+            audit.record("plan", "prepare every step", {}, "refused", 0, refused.one_line())
+            raise
         ui.show_plan(result)
         if not options.dry_run and not options.yes and not ui.confirm(profile):
             audit.record("confirm", "confirmation", {}, "refused", 0, "the operator did not confirm")
@@ -166,13 +170,21 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
             lock.__exit__(None, None, None)
         if options.dry_run or result.failed:
             return result
-        versions = [
-            r.outcome.settings_version for r in result.steps if r.outcome and r.outcome.settings_version
-        ]
-        if versions:
-            _wait_applied(result, profile, max(versions), ui)
-        if not result.failed:
-            result.after = _verify(profile, runbook, options, ui)
+        try:
+            versions = [
+                r.outcome.settings_version for r in result.steps if r.outcome and r.outcome.settings_version
+            ]
+            if versions:
+                _wait_applied(result, profile, max(versions), ui)
+            if not result.failed:
+                result.after = _verify(profile, runbook, options, ui)
+        except KeyboardInterrupt:
+            audit.record("verify", "probe again", {}, "interrupted", None, "Ctrl-C before the verdict")
+            ran = ", ".join(r.step.id for r in result.steps)
+            raise ApplyInterrupted(
+                f"interrupted while verifying; every step had run ({ran})",
+                f"see where it stands: concertops check {runbook.id}",
+            ) from None
             audit.record(
                 "verify",
                 f"probe again over {options.verify_window}",

@@ -5,6 +5,7 @@ settings rollback on every instance; audit rows without secrets."""
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -319,3 +320,51 @@ def test_audit_and_output_never_show_a_password(cli: CliRunner, booking: Backend
     assert everything and password not in repr(everything)
     assert password not in repr(booking.rows("SELECT * FROM runtime_setting_history"))
     booking.set(lock_retry_ms=30)
+
+
+def test_ctrl_c_while_verifying_reports_what_was_applied(cli: CliRunner, booking: Backend) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from cli_runner import CONCERTOPS
+
+    # Every ACTIVE slot taken: the fix runs, but the queue cannot drain, so verification keeps waiting.
+    booking.preset("legacy", max_active_tokens=1, queue_activation_interval_s=5)
+    booking.active_token(9400)
+    for user in range(9401, 9404):
+        booking.post("/queue/tokens", {"user_id": user})
+    wait_for(
+        lambda: max(booking.metric_all("queue_oldest_waiting_age_seconds")) > 10,
+        timeout=30,
+        what="the oldest WAITING token to pass 10 s",
+    )
+    wait_scraped(booking, "max(queue_oldest_waiting_age_seconds) > bool 10", 1.0)
+    proc = subprocess.Popen(
+        [CONCERTOPS, "a3", "--apply", "--yes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env(booking, "prometheus")},
+    )
+    wait_for(
+        lambda: (
+            booking.scalar(
+                "SELECT COUNT(*) FROM remediation_audit WHERE runbook = 'A-3' AND step = 'activate-now' "
+                "AND result = 'ok' AND started_at > NOW() - INTERVAL 1 MINUTE"
+            )
+            > 0
+        ),
+        timeout=30,
+        what="the steps to finish",
+    )
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 3, out + err
+    assert "interrupted while verifying; every step had run" in err and "Traceback" not in err
+    last = booking.rows(
+        "SELECT step, result FROM remediation_audit WHERE runbook = 'A-3' ORDER BY audit_id DESC LIMIT 1"
+    )
+    assert tuple(last[0]) == ("verify", "interrupted")
+    booking.release_tokens()
