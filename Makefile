@@ -7,7 +7,7 @@ export CONCERTOPS_STATE_DIR ?= $(CURDIR)/.devstack
 # rich output wraps at a fixed width so test expectations hold on every terminal.
 export COLUMNS ?= 100
 
-.PHONY: install lint test test-unit demo stack-up stack-down clean
+.PHONY: install lint test test-unit alerts demo stack-up stack-down clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,16 @@ lint: install
 test-unit: install
 	$(BIN)/pytest tests/unit -q
 
-# The devstack is taken down again whatever the tests did.
+# The devstack is taken down again whatever the tests did. It also installs promtool (Debian package).
 test: lint
 	$(BIN)/concertops devstack up
-	status=0; $(BIN)/pytest -q || status=$$?; $(BIN)/concertops devstack down; exit $$status
+	status=0; $(MAKE) --no-print-directory alerts && $(BIN)/pytest -q || status=$$?; \
+	$(BIN)/concertops devstack down; exit $$status
+
+# Alert rules: syntax, and the promtool unit tests of every alert.
+alerts:
+	promtool check rules alerts/*.yml
+	promtool test rules alerts/tests/*.yml
 
 demo: install
 	@echo "The demo story (embedded stack, an incident from Part A and one from Part B, remediated and"

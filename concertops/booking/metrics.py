@@ -75,6 +75,7 @@ class Metrics:
             registry=r,
         )
         self.outbox_pending = Gauge(names.OUTBOX_PENDING, "outbox events not yet published", registry=r)
+        self.overdue_holds = Gauge(names.OVERDUE_HOLDS, "HELD reservations past their expiry", registry=r)
         self.outbox_oldest_age = Gauge(
             names.OUTBOX_OLDEST_AGE, "age of the oldest pending outbox event", registry=r
         )

@@ -21,6 +21,7 @@ from concertops.cli import (
     runbooks_cmd,
     settings_cmd,
     simulate,
+    triage,
 )
 from concertops.cli.state import OPTIONS
 from concertops.errors import UNKNOWN
@@ -45,6 +46,7 @@ app.command("check")(check.check)
 app.add_typer(runbooks_cmd.app, name="runbooks")
 app.add_typer(settings_cmd.app, name="settings")
 app.command("audit")(audit_cmd.audit)
+app.command("triage")(triage.triage)
 
 # One command per manual entry, so on-call muscle memory is `concertops b2`.
 RUNBOOK_COMMANDS = {

@@ -34,6 +34,8 @@ CONSUMER_LAG = "kafka_consumer_lag"
 CONSUMER_ASSIGNED = "kafka_consumer_assigned_partitions"
 OUTBOX_PENDING = "outbox_pending_events"
 OUTBOX_OLDEST_AGE = "outbox_oldest_pending_age_seconds"
+# HELD reservations past their expiry (what B-2 force-expires), counted by every instance
+OVERDUE_HOLDS = "reservation_overdue_holds"
 EXPIRY_DLQ_EVENTS = "reservation_expiry_dlq_total"
 EXPIRY_IN_FLIGHT = "expiry_consumer_in_flight"
 EXPIRED_RESERVATIONS = "reservation_expired_total"

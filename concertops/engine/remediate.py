@@ -185,6 +185,7 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
                 f"interrupted while verifying; every step had run ({ran})",
                 f"see where it stands: concertops check {runbook.id}",
             ) from None
+        if result.after is not None:
             audit.record(
                 "verify",
                 f"probe again over {options.verify_window}",

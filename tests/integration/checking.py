@@ -65,3 +65,13 @@ def wait_counter_scraped(booking: Backend, metric: str) -> None:
     """Wait until Prometheus holds the instances' current total of ``metric``."""
     total = sum(booking.metric_all(metric))
     wait_scraped(booking, f"sum({metric})", total)
+
+
+def wait_no_server_errors() -> None:
+    """Earlier 5xx (legacy faults) must leave the 1 m window first, or A-2 rightly calls it an incident."""
+    wait_for(
+        lambda: (promql('sum(rate(http_requests_total{status=~"5.."}[1m]))') or 0) == 0,
+        timeout=70,
+        interval=2,
+        what="earlier 5xx to leave the 1 m window",
+    )

@@ -10,7 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
-from checking import check, env, finding, promql, settled, wait_counter_scraped, wait_scraped
+from checking import (
+    check,
+    env,
+    finding,
+    promql,
+    settled,
+    wait_counter_scraped,
+    wait_no_server_errors,
+    wait_scraped,
+)
 from cli_runner import CliRunner
 from harness import Backend, Broker, wait_for
 
@@ -135,13 +144,7 @@ def test_a1_lock_waiters_draining_the_pool(cli: CliRunner, booking: Backend) -> 
 
 
 def test_a2_sell_out_is_reported_as_business_not_incident(cli: CliRunner, booking: Backend) -> None:
-    # Earlier tests' 5xx (legacy faults) must have left the 1 m window, or A-2 rightly calls it an incident.
-    wait_for(
-        lambda: (promql('sum(rate(http_requests_total{status=~"5.."}[1m]))') or 0) == 0,
-        timeout=70,
-        interval=2,
-        what="earlier 5xx to leave the 1 m window",
-    )
+    wait_no_server_errors()
     schedule = booking.new_schedule(seats=2)
     for seat in (1, 2):
         booking.hold(8300 + seat, schedule, seat)

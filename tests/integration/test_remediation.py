@@ -12,7 +12,7 @@ from typing import Any
 import pymysql
 import pytest
 import sqlalchemy as sa
-from checking import check, env, finding, wait_counter_scraped, wait_scraped
+from checking import check, env, finding, wait_counter_scraped, wait_no_server_errors, wait_scraped
 from cli_runner import CliRunner
 from harness import Backend, wait_for
 
@@ -109,6 +109,7 @@ def test_a1_apply_stops_lock_waiters_draining_the_pool(cli: CliRunner, booking: 
 
 
 def test_a2_marks_sold_out_schedules_so_retries_skip_the_lock(cli: CliRunner, booking: Backend) -> None:
+    wait_no_server_errors()
     booking.preset("legacy")
     schedule = booking.new_schedule(seats=2)
     for seat in (1, 2):

@@ -16,7 +16,7 @@ from concertops.booking.db import Database
 from concertops.booking.domain.clock import utcnow
 from concertops.booking.metrics import Metrics
 from concertops.booking.publisher import DELIVERY_TIMEOUT_S, Message, Publisher
-from concertops.contract.schema import outbox_event
+from concertops.contract.schema import outbox_event, reservation
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -89,8 +89,15 @@ def report_backlog(db: Database, metrics: Metrics) -> None:
                 outbox_event.c.status == "PENDING"
             )
         ).one()
+        # The same loop keeps B-2's gauge: seats held past their expiry (index on status, held_expires_at).
+        overdue = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(reservation)
+            .where(reservation.c.status == "HELD", reservation.c.held_expires_at < utcnow())
+        ).scalar_one()
     metrics.outbox_pending.set(count)
     metrics.outbox_oldest_age.set((utcnow() - oldest).total_seconds() if oldest else 0)
+    metrics.overdue_holds.set(overdue)
 
 
 def run(db: Database, publisher: Publisher, metrics: Metrics, stop: threading.Event) -> None:
