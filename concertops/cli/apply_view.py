@@ -79,6 +79,11 @@ class TerminalUi:
     def note(self, text: str) -> None:
         self.console.print(f"  [dim]{text}[/]")
 
+    def progress(self, what: str, total: int | None) -> _Bar:
+        """A bar with rows/s for a long step; on a non-terminal a line every 10 % instead."""
+        self.stop()
+        return _Bar(self.console, what, total)
+
     def verifying(self, report: Report, elapsed_s: float) -> None:
         result = report.runbooks[0]
         text = f"verifying: {result.id} {result.status.name} after {elapsed_s:.0f} s ({result.verdict})"
@@ -126,3 +131,50 @@ def summary(result: ApplyResult, ui: TerminalUi) -> None:
     out.print(f"Result: {before.status.name} → [{colour}]{after.status.name}[/]: {after.verdict}")
     if result.run_id:
         out.print(f"[dim]audit: concertops audit --run {result.run_id[:8]}[/]")
+
+
+class _Bar:
+    def __init__(self, console: Any, what: str, total: int | None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console, self.what, self.total, self.done, self.reported = console, what, total, 0, 0
+        self._progress: Any = None
+        if console.is_terminal:
+            self._progress = Progress(
+                TextColumn("  {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+            self._task = self._progress.add_task(what, total=total, rate="")
+            self._progress.start()
+        import time
+
+        self._started = time.monotonic()
+
+    def advance(self, done: int) -> None:
+        import time
+
+        self.done += done
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        rate = f"{self.done / elapsed:,.0f}/s"
+        if self._progress is not None:
+            self._progress.update(self._task, advance=done, rate=rate)
+        elif self.total and self.done * 10 // self.total > self.reported:
+            self.reported = self.done * 10 // self.total
+            self.console.print(f"  [dim]{self.what}: {self.done}/{self.total} ({rate})[/]")
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -7,6 +7,7 @@ defaults, so ``concertops a1 --help`` says what can be tuned."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -205,26 +206,176 @@ def a3(
     )
 
 
-def _generic(runbook_id: str) -> Callable[..., None]:
-    def run(
-        apply: bool = APPLY,
-        dry_run: bool = DRY_RUN,
-        yes: bool = YES,
-        reason: str = REASON,
-        fmt: Format = FORMAT_OPTION,
-        output: Path | None = OUTPUT_OPTION,
-        timeout: float = TIMEOUT_OPTION,
-        verify_timeout: float = VERIFY_TIMEOUT,
-        verify_window: str = VERIFY_WINDOW,
-    ) -> None:
-        _run(runbook_id, fmt, output, timeout, apply, dry_run, yes, reason, verify_timeout, verify_window)
+SINCE = typer.Option(
+    None,
+    "--since",
+    formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"],
+    help="Window start, UTC (default: where Prometheus saw events dropped, else the last hour).",
+)
+UNTIL = typer.Option(
+    None, "--until", formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"], help="Window end, UTC."
+)
+MAX_EVENTS = typer.Option(None, "--max-events", min=1, help="Most events to rebuild in one run (page: 1000).")
+BATCH = typer.Option(None, "--batch", min=1, max=10_000, help="Events per publish batch (page: 100).")
+MAX_RATE = typer.Option(None, "--max-rate", min=1, help="Events per second at most (page: 500).")
 
-    return run
+
+def b1(
+    since: datetime | None = SINCE,
+    until: datetime | None = UNTIL,
+    max_events: int = MAX_EVENTS,
+    batch: int = BATCH,
+    max_rate: int = MAX_RATE,
+    apply: bool = APPLY,
+    dry_run: bool = DRY_RUN,
+    yes: bool = YES,
+    reason: str = REASON,
+    fmt: Format = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+    verify_timeout: float = VERIFY_TIMEOUT,
+    verify_window: str = VERIFY_WINDOW,
+) -> None:
+    params = {"republish-missed": _keep(since=since, until=until)}
+    limits = {"republish-missed": _keep(max_events=max_events, batch=batch, max_rate=max_rate)}
+    _run(
+        "B-1",
+        fmt,
+        output,
+        timeout,
+        apply,
+        dry_run,
+        yes,
+        reason,
+        verify_timeout,
+        verify_window,
+        (params, limits, frozenset()),
+    )
+
+
+def b2(
+    batch_size: int = typer.Option(
+        None, "--batch-size", min=1, max=10_000, help="Holds per committed batch (page: 500)."
+    ),
+    max_rows: int = typer.Option(
+        None, "--max-rows", min=1, help="Most holds to expire in one run (page: 50000)."
+    ),
+    sleep: float = typer.Option(None, "--sleep", min=0, max=60, help="Seconds between batches (page: 0)."),
+    max_messages: int = typer.Option(
+        None, "--max-messages", min=1, help="Most DLQ messages to replay (page: 10000)."
+    ),
+    max_replays: int = typer.Option(
+        None, "--max-replays", min=1, help="Quarantine a DLQ message replayed this often already (page: 3)."
+    ),
+    replay_rate: int = typer.Option(
+        None, "--replay-rate", min=1, help="DLQ messages per second at most (page: 500)."
+    ),
+    apply: bool = APPLY,
+    dry_run: bool = DRY_RUN,
+    yes: bool = YES,
+    reason: str = REASON,
+    fmt: Format = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+    verify_timeout: float = VERIFY_TIMEOUT,
+    verify_window: str = VERIFY_WINDOW,
+) -> None:
+    limits = {
+        "force-expire": _keep(batch=batch_size, max_rows=max_rows, sleep=sleep),
+        "replay-dlq": _keep(max_messages=max_messages, max_replays=max_replays, max_rate=replay_rate),
+    }
+    _run(
+        "B-2",
+        fmt,
+        output,
+        timeout,
+        apply,
+        dry_run,
+        yes,
+        reason,
+        verify_timeout,
+        verify_window,
+        ({}, limits, frozenset()),
+    )
+
+
+def b3(
+    idle_seconds: int = typer.Option(
+        None, "--idle-seconds", min=1, help="Kill only connections asleep longer (page: 10)."
+    ),
+    max_kills: int = typer.Option(
+        None, "--max-kills", min=1, max=1000, help="Most connections to kill (page: 20)."
+    ),
+    app_user: str = typer.Option(
+        None, "--app-user", help="The service's database user (default: the profile's database user)."
+    ),
+    pool_size: int = typer.Option(None, "--pool-size", min=1, help="db_pool_size per instance (page: 30)."),
+    apply: bool = APPLY,
+    dry_run: bool = DRY_RUN,
+    yes: bool = YES,
+    reason: str = REASON,
+    fmt: Format = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+    verify_timeout: float = VERIFY_TIMEOUT,
+    verify_window: str = VERIFY_WINDOW,
+) -> None:
+    params = {"kill-idle": _keep(app_user=app_user), "pool-30": _keep(value=pool_size)}
+    limits = {"kill-idle": _keep(min_idle_s=idle_seconds, max_kills=max_kills)}
+    _run(
+        "B-3",
+        fmt,
+        output,
+        timeout,
+        apply,
+        dry_run,
+        yes,
+        reason,
+        verify_timeout,
+        verify_window,
+        (params, limits, frozenset()),
+    )
+
+
+def b4(
+    since: datetime | None = SINCE,
+    until: datetime | None = UNTIL,
+    max_events: int = MAX_EVENTS,
+    batch: int = BATCH,
+    max_rate: int = MAX_RATE,
+    apply: bool = APPLY,
+    dry_run: bool = DRY_RUN,
+    yes: bool = YES,
+    reason: str = REASON,
+    fmt: Format = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+    verify_timeout: float = VERIFY_TIMEOUT,
+    verify_window: str = VERIFY_WINDOW,
+) -> None:
+    params = {"republish-window": _keep(since=since, until=until)}
+    limits = {"republish-window": _keep(max_events=max_events, batch=batch, max_rate=max_rate)}
+    _run(
+        "B-4",
+        fmt,
+        output,
+        timeout,
+        apply,
+        dry_run,
+        yes,
+        reason,
+        verify_timeout,
+        verify_window,
+        (params, limits, frozenset()),
+    )
 
 
 _COMMANDS: dict[str, Callable[..., None]] = {
     "A-1": a1,
     "A-2": a2,
     "A-3": a3,
-    **{i: _generic(i) for i in ("B-1", "B-2", "B-3", "B-4")},
+    "B-1": b1,
+    "B-2": b2,
+    "B-3": b3,
+    "B-4": b4,
 }

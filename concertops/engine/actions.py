@@ -36,6 +36,21 @@ class Outcome:
     settings_version: int | None = None  # a version every instance must apply before verifying
 
 
+class Tally(Protocol):
+    """A progress bar: ``advance`` by items done; ``close`` when the step ends."""
+
+    def advance(self, done: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class _Silent:
+    def advance(self, done: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class Context:
     profile: Profile
@@ -44,6 +59,8 @@ class Context:
     operator: str
     reason: str
     note: Callable[[str], None] = field(default=lambda _line: None)  # a line of progress for the user
+    # A progress bar for a long step: (what, total or None) → Tally.
+    progress: Callable[[str, int | None], Tally] = field(default=lambda _what, _total: _Silent())
 
 
 class Action(Protocol):
@@ -302,10 +319,20 @@ class Manual:
 
 
 def action_for(step: Step) -> Action:
+    from concertops.engine.dlq_replay import ReplayDlq
+    from concertops.engine.force_expire import ForceExpire
+    from concertops.engine.kill_idle import KillIdle
+    from concertops.engine.republish import ListDoublePayments, RepublishPayments
+
     if step.action.startswith("set "):
         return SetSettings(step)
-    if step.action == "mark sold_out schedules":
-        return MarkSoldOut(step)
-    if step.action == "activate waiting tokens":
-        return ActivateWaiting(step)
-    return Manual(step)
+    kinds: dict[str, Callable[[Step], Action]] = {
+        "mark sold_out schedules": MarkSoldOut,
+        "activate waiting tokens": ActivateWaiting,
+        "force-expire overdue holds": ForceExpire,
+        "replay reservation.expiration.dlq": ReplayDlq,
+        "kill idle connections": KillIdle,
+        "republish payment events": RepublishPayments,
+        "list double payments": ListDoublePayments,
+    }
+    return kinds.get(step.action, Manual)(step)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from concertops.config import Profile
-from concertops.engine.actions import Action, Context, Outcome, action_for
+from concertops.engine.actions import Action, Context, Outcome, Tally, action_for
 from concertops.engine.audit import AuditLog
 from concertops.engine.check import run_check
 from concertops.engine.findings import Step
@@ -128,6 +128,7 @@ class Ui(Protocol):
     def step_started(self, run: StepRun) -> None: ...
     def step_finished(self, run: StepRun) -> None: ...
     def note(self, text: str) -> None: ...
+    def progress(self, what: str, total: int | None) -> Tally: ...
     def verifying(self, report: Report, elapsed_s: float) -> None: ...
 
 
@@ -146,7 +147,9 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
     try:
         audit = AuditLog(engine, runbook.id, profile.name, options.dry_run)
         result.run_id = audit.run_id
-        ctx = Context(profile, engine, options.dry_run, audit.operator, _reason(options, runbook), ui.note)
+        ctx = Context(
+            profile, engine, options.dry_run, audit.operator, _reason(options, runbook), ui.note, ui.progress
+        )
         steps = [options.tuning.tune(s) for s in before.plan]
         actions: list[Action] = [action_for(s) for s in steps]
         # Prepare everything before anything runs: a limit that forbids step 3 must stop step 1 too.

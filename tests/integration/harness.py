@@ -176,6 +176,31 @@ class Backend:
                 seat.update().where(seat.c.status == "HELD").values(status="AVAILABLE", reservation_id=None)
             )
 
+    def overdue_holds(self, count: int, minutes_overdue: int = 5) -> int:
+        """A schedule of ``count`` seats, every seat HELD by a hold past its expiry, written straight to the
+        database (as a lost expiry event leaves them); the schedule id."""
+        schedule_id = self.new_schedule(seats=count)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO reservation (user_id, schedule_id, seat_no, seat_id, status,"
+                    " held_expires_at, created_at, updated_at)"
+                    " SELECT 500000 + seat_no, schedule_id, seat_no, seat_id, 'HELD',"
+                    " NOW() - INTERVAL :m MINUTE, NOW() - INTERVAL :m + 5 MINUTE, NOW()"
+                    " FROM seat WHERE schedule_id = :s"
+                ),
+                {"s": schedule_id, "m": minutes_overdue},
+            )
+            conn.execute(
+                sa.text(
+                    "UPDATE seat JOIN reservation r ON r.seat_id = seat.seat_id AND r.status = 'HELD'"
+                    " SET seat.status = 'HELD', seat.reservation_id = r.reservation_id"
+                    " WHERE seat.schedule_id = :s"
+                ),
+                {"s": schedule_id},
+            )
+        return schedule_id
+
     def release_tokens(self) -> None:
         with self.engine.begin() as conn:
             conn.execute(

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from concertops.booking.domain.clock import utcnow
-from concertops.contract.events import event_id
+from concertops.contract import events
 from concertops.contract.names import TOPIC_EXPIRATION, TOPIC_PAYMENT_COMPLETED
 from concertops.contract.schema import outbox_event
 
@@ -18,24 +18,12 @@ def payment_completed(
     payment_id: int, reservation_id: int, user_id: int, amount: int, created_at: datetime
 ) -> tuple[str, str, dict[str, Any]]:
     """(topic, aggregate id, payload) of a payment's event; the same payment always gives the same event."""
-    payload = {
-        "event_id": event_id(TOPIC_PAYMENT_COMPLETED, payment_id),
-        "payment_id": payment_id,
-        "reservation_id": reservation_id,
-        "user_id": user_id,
-        "amount": amount,
-        "created_at": created_at.isoformat(),
-    }
+    payload = events.payment_completed(payment_id, reservation_id, user_id, amount, created_at)
     return TOPIC_PAYMENT_COMPLETED, str(payment_id), payload
 
 
 def expiration(reservation_id: int, expires_at: datetime) -> tuple[str, str, dict[str, Any]]:
-    payload = {
-        "event_id": event_id(TOPIC_EXPIRATION, reservation_id),
-        "reservation_id": reservation_id,
-        "expires_at": expires_at.isoformat(),
-    }
-    return TOPIC_EXPIRATION, str(reservation_id), payload
+    return TOPIC_EXPIRATION, str(reservation_id), events.expiration(reservation_id, expires_at)
 
 
 def add(

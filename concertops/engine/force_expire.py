@@ -1,0 +1,201 @@
+"""B-2: expire overdue HELD reservations in small committed batches (pt-archiver style), not one UPDATE over
+the whole table as the manual writes it.
+
+Each batch is one short transaction: lock the next ``batch`` overdue holds by primary key (a walk of the key
+range between the lowest and highest overdue key, found through the ``(status, held_expires_at)`` index),
+expire only those still HELD and still overdue at that moment, free their seats, lift a sold-out mark, and
+write each hold's expiry event to the outbox if it is not there (deterministic id: never a second event).
+A payment racing a batch either commits first (the hold is CONFIRMED, the batch skips it) or waits for the
+batch's row lock and then finds the hold EXPIRED. Killed mid-run, the open batch rolls back; a rerun picks up
+what is left, so the end state is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from concertops.contract import events
+from concertops.contract.names import TOPIC_EXPIRATION
+from concertops.contract.schema import outbox_event, reservation, schedule, seat
+from concertops.engine.actions import Context, Outcome
+from concertops.engine.audit import now
+from concertops.engine.findings import Step
+
+_OVERDUE = sa.and_(reservation.c.status == "HELD", reservation.c.held_expires_at < sa.bindparam("cutoff"))
+
+
+@dataclass(frozen=True)
+class Limits:
+    batch: int = 500
+    max_rows: int = 50_000
+    sleep_s: float = 0.0
+
+    @classmethod
+    def of(cls, step: Step) -> Limits:
+        limits = step.limits
+        return cls(
+            int(limits.get("batch", 500)), int(limits.get("max_rows", 50_000)), float(limits.get("sleep", 0))
+        )
+
+
+def overdue_count(conn: sa.Connection, cutoff: object) -> int:
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).select_from(reservation).where(_OVERDUE), {"cutoff": cutoff}
+        ).scalar_one()
+    )
+
+
+def key_range(conn: sa.Connection, cutoff: object) -> tuple[int | None, int | None]:
+    low, high = conn.execute(
+        sa.select(sa.func.min(reservation.c.reservation_id), sa.func.max(reservation.c.reservation_id)).where(
+            _OVERDUE
+        ),
+        {"cutoff": cutoff},
+    ).one()
+    return low, high
+
+
+def expire_batch(conn: sa.Connection, ids: list[int], cutoff: object) -> int:
+    """Inside the caller's transaction: expire ``ids`` that are still HELD and overdue; how many were."""
+    if not ids:
+        return 0
+    at = now()
+    held = conn.execute(
+        sa.select(reservation.c.reservation_id, reservation.c.held_expires_at)
+        .where(reservation.c.reservation_id.in_(ids), _OVERDUE)
+        .with_for_update(),
+        {"cutoff": cutoff},
+    ).all()
+    if not held:
+        return 0
+    due = [r.reservation_id for r in held]
+    done = conn.execute(
+        reservation.update()
+        .where(reservation.c.reservation_id.in_(due), _OVERDUE)
+        .values(status="EXPIRED", updated_at=at),
+        {"cutoff": cutoff},
+    ).rowcount
+    freed = sa.select(seat.c.schedule_id).where(seat.c.reservation_id.in_(due), seat.c.status == "HELD")
+    conn.execute(
+        schedule.update()
+        .where(schedule.c.schedule_id.in_(freed), schedule.c.sold_out.is_(True))
+        .values(sold_out=False)
+    )
+    conn.execute(
+        seat.update()
+        .where(seat.c.reservation_id.in_(due), seat.c.status == "HELD")
+        .values(status="AVAILABLE", reservation_id=None)
+    )
+    payloads = {r.reservation_id: events.expiration(r.reservation_id, r.held_expires_at) for r in held}
+    present = set(
+        conn.execute(
+            sa.select(outbox_event.c.event_id).where(
+                outbox_event.c.event_id.in_([p["event_id"] for p in payloads.values()])
+            )
+        ).scalars()
+    )
+    missing = [
+        {
+            "event_id": p["event_id"],
+            "topic": TOPIC_EXPIRATION,
+            "aggregate_id": str(rid),
+            "payload": json.dumps(p, sort_keys=True),
+            "status": "PENDING",
+            "attempts": 0,
+            "created_at": at,
+        }
+        for rid, p in payloads.items()
+        if p["event_id"] not in present
+    ]
+    if missing:
+        conn.execute(outbox_event.insert(), missing)
+    return int(done)
+
+
+@dataclass
+class ForceExpire:
+    step: Step
+    total: int = 0
+    longest_s: float = 0.0  # the longest batch transaction of the last run (BENCHMARKS.md reads it)
+    elapsed_s: float = 0.0
+
+    def prepare(self, ctx: Context) -> str:
+        limits = Limits.of(self.step)
+        if limits.batch < 1 or limits.batch > 10_000:
+            from concertops.errors import UsageError
+
+            raise UsageError(f"{self.step.id}: --batch-size {limits.batch} is outside 1…10000")
+        with ctx.engine.connect() as conn:
+            self.total = overdue_count(conn, now())
+        if not self.total:
+            return "no overdue HELD reservation"
+        todo = min(self.total, limits.max_rows)
+        cap = f" (capped by --max-rows {limits.max_rows})" if todo < self.total else ""
+        return f"expire {todo} of {self.total} overdue holds in batches of {limits.batch}{cap}"
+
+    def run(self, ctx: Context) -> Outcome:
+        limits = Limits.of(self.step)
+        cutoff = now()  # fixed for the run: a hold falling due meanwhile is left to the service
+        with ctx.engine.connect() as conn:
+            total = min(overdue_count(conn, cutoff), limits.max_rows)
+            low, high = key_range(conn, cutoff)
+        if not total or low is None or high is None:
+            return Outcome("ok", 0, "nothing to expire: no overdue HELD reservation")
+        if ctx.dry_run:
+            # The first batch for real, rolled back: proves the statements and the locks; the count is exact.
+            with ctx.engine.connect() as conn:
+                tx = conn.begin()
+                first = expire_batch(conn, self._next_ids(conn, low, high, limits.batch, cutoff), cutoff)
+                tx.rollback()
+            batches = -(-total // limits.batch)
+            return Outcome(
+                "ok",
+                total,
+                f"would expire {total} holds in {batches} batches (first batch: {first}, rolled back)",
+            )
+        bar = ctx.progress("force-expire", total)
+        done, longest, started, position = 0, 0.0, time.monotonic(), low
+        try:
+            with ctx.engine.connect() as conn:
+                while done < total and position <= high:
+                    t0 = time.monotonic()
+                    with conn.begin():
+                        ids = self._next_ids(conn, position, high, min(limits.batch, total - done), cutoff)
+                        if not ids:
+                            break
+                        expired = expire_batch(conn, ids, cutoff)
+                    longest = max(longest, time.monotonic() - t0)
+                    position = ids[-1] + 1
+                    done += expired
+                    bar.advance(expired)
+                    if limits.sleep_s:
+                        time.sleep(limits.sleep_s)
+        finally:
+            bar.close()
+        elapsed = time.monotonic() - started
+        self.longest_s, self.elapsed_s = longest, elapsed
+        rate = done / elapsed if elapsed else 0.0
+        return Outcome(
+            "ok",
+            done,
+            f"expired {done} holds, seats freed ({rate:.0f} rows/s, longest batch {longest * 1000:.0f} ms)",
+            changed=done > 0,
+        )
+
+    @staticmethod
+    def _next_ids(conn: sa.Connection, start: int, high: int, limit: int, cutoff: object) -> list[int]:
+        """The next overdue keys from ``start`` on, by primary key (a range scan that skips the gaps)."""
+        return list(
+            conn.execute(
+                sa.select(reservation.c.reservation_id)
+                .where(reservation.c.reservation_id.between(start, high), _OVERDUE)
+                .order_by(reservation.c.reservation_id)
+                .limit(limit),
+                {"cutoff": cutoff},
+            ).scalars()
+        )

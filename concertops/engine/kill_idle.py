@@ -1,0 +1,90 @@
+"""B-3: kill idle database connections the way pt-kill does, not the manual's "KILL every sleeping one".
+
+Only connections in ``Sleep`` for longer than ``min_idle_s``, only of the application's database user, never
+this tool's own connection, never system or replication threads (they are not ``Sleep`` of the app user),
+at most ``max_kills``, longest idle first; each victim is printed (id, user, host, db, idle seconds). A dry
+run prints the same list and kills nothing. The pool that owned a killed connection opens a new one when it
+needs it (pre-ping), so a kill costs the service nothing but headroom it gets back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from concertops.engine.actions import Context, Outcome
+from concertops.engine.findings import Step
+from concertops.errors import UsageError
+from concertops.sources.database import is_mysql
+
+_VICTIMS = sa.text(
+    "SELECT id, user, host, db, time FROM information_schema.PROCESSLIST "
+    "WHERE command = 'Sleep' AND time > :idle AND user = :user AND id <> CONNECTION_ID() "
+    "ORDER BY time DESC, id LIMIT :limit"
+)
+
+
+@dataclass
+class KillIdle:
+    step: Step
+    victims: list[tuple[int, str, str, str, int]] = field(default_factory=list)
+
+    def _settings(self, ctx: Context) -> tuple[int, int, str]:
+        idle = int(self.step.limits.get("min_idle_s", 10))
+        kills = int(self.step.limits.get("max_kills", 20))
+        user = str(self.step.params.get("app_user") or ctx.engine.url.username or "")
+        if idle < 1:
+            raise UsageError(
+                f"{self.step.id}: --idle-seconds {idle} would kill connections in use", "use 1 or more"
+            )
+        if kills < 1 or kills > 1000:
+            raise UsageError(f"{self.step.id}: --max-kills {kills} is outside 1…1000")
+        if not user:
+            raise UsageError(f"{self.step.id}: no application database user", "pass --app-user")
+        return idle, kills, user
+
+    def _find(
+        self, conn: sa.Connection, idle: int, kills: int, user: str
+    ) -> list[tuple[int, str, str, str, int]]:
+        rows = conn.execute(_VICTIMS, {"idle": idle, "user": user, "limit": kills}).all()
+        return [(int(r.id), r.user, r.host, r.db or "", int(r.time)) for r in rows]
+
+    def prepare(self, ctx: Context) -> str:
+        if not is_mysql(ctx.engine):
+            return "not applicable: the database is not MySQL/MariaDB (no connections to kill)"
+        idle, kills, user = self._settings(ctx)
+        with ctx.engine.connect() as conn:
+            self.victims = self._find(conn, idle, kills, user)
+        if not self.victims:
+            return f"no connection of {user} idle for over {idle} s"
+        return f"kill {len(self.victims)} connection(s) of {user} idle for over {idle} s (at most {kills})"
+
+    def run(self, ctx: Context) -> Outcome:
+        if not is_mysql(ctx.engine):
+            return Outcome("skipped", 0, "not applicable on this database (MySQL/MariaDB only)")
+        idle, kills, user = self._settings(ctx)
+        killed: list[str] = []
+        with ctx.engine.connect() as conn:
+            # Found again now: a connection that woke up since the plan is no longer idle and is spared.
+            victims = self._find(conn, idle, kills, user)
+            for vid, vuser, host, db, seconds in victims:
+                verb = "would kill" if ctx.dry_run else "kill"
+                ctx.note(f"{verb} {vid} {vuser}@{host} db={db or '-'} idle {seconds} s")
+                if ctx.dry_run:
+                    killed.append(str(vid))
+                    continue
+                try:
+                    conn.execute(sa.text(f"KILL CONNECTION {int(vid)}"))
+                    killed.append(str(vid))
+                except sa.exc.DBAPIError as exc:  # gone already (1094 unknown thread): nothing to do
+                    ctx.note(f"  {vid}: {str(exc.orig).splitlines()[0] if exc.orig else exc}")
+        if not victims:
+            return Outcome("ok", 0, f"nothing to kill: no connection of {user} idle for over {idle} s")
+        verb = "would kill" if ctx.dry_run else "killed"
+        return Outcome(
+            "ok",
+            len(killed),
+            f"{verb} {len(killed)} idle connection(s): {', '.join(killed)}",
+            changed=not ctx.dry_run,
+        )
