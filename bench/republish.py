@@ -39,13 +39,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
     topic = f"bench.republish.{uuid.uuid4().hex[:6]}"
-    AdminClient({"bootstrap.servers": BOOTSTRAP}).create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
 
     payloads = [
         json.dumps({"event_id": str(uuid.uuid4()), "payment_id": i, "amount": 1000})
         for i in range(args.events)
     ]
-    plain = Producer(concertops_producer.config(BOOTSTRAP))
+    # The same settings, with a delivery timeout long enough for 100,000 messages queued at once.
+    plain = Producer({**concertops_producer.config(BOOTSTRAP), "message.timeout.ms": 300_000})
     acked = 0
 
     def count(err: object, _msg: object) -> None:

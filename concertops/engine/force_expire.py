@@ -1,10 +1,11 @@
 """B-2: expire overdue HELD reservations in small committed batches (pt-archiver style), not one UPDATE over
 the whole table as the manual writes it.
 
-Each batch is one short transaction: lock the next ``batch`` overdue holds by primary key (a walk of the key
-range between the lowest and highest overdue key, found through the ``(status, held_expires_at)`` index),
-expire only those still HELD and still overdue at that moment, free their seats, lift a sold-out mark, and
-write each hold's expiry event to the outbox if it is not there (deterministic id: never a second event).
+Each batch is one short transaction over a range of ``batch`` primary keys (a walk from the lowest to the
+highest overdue key; an empty range jumps to the next overdue key through the ``(status, held_expires_at)``
+index): lock the overdue holds in it, expire only those still HELD and still overdue at that moment, free
+their seats, lift a sold-out mark, and write each hold's expiry event to the outbox if it is not there
+(deterministic id: never a second event). Every statement reaches its rows by primary key.
 A payment racing a batch either commits first (the hold is CONFIRMED, the batch skips it) or waits for the
 batch's row lock and then finds the hold EXPIRED. Killed mid-run, the open batch rolls back; a rerun picks up
 what is left, so the end state is the same.
@@ -60,61 +61,79 @@ def key_range(conn: sa.Connection, cutoff: object) -> tuple[int | None, int | No
     return low, high
 
 
-def expire_batch(conn: sa.Connection, ids: list[int], cutoff: object) -> int:
-    """Inside the caller's transaction: expire ``ids`` that are still HELD and overdue; how many were."""
-    if not ids:
-        return 0
-    at = now()
+def expire_range(conn: sa.Connection, first: int, last: int, cutoff: object, limit: int) -> tuple[int, int]:
+    """Inside the caller's transaction: expire the holds with keys ``first``…``last`` that are still HELD and
+    overdue (at most ``limit``); (expired, overdue found). Every statement reaches rows by primary key."""
     held = conn.execute(
-        sa.select(reservation.c.reservation_id, reservation.c.held_expires_at)
-        .where(reservation.c.reservation_id.in_(ids), _OVERDUE)
+        sa.select(
+            reservation.c.reservation_id,
+            reservation.c.held_expires_at,
+            reservation.c.seat_id,
+            reservation.c.schedule_id,
+        )
+        .where(reservation.c.reservation_id.between(first, last), _OVERDUE)
+        .order_by(reservation.c.reservation_id)
+        .limit(limit)
         .with_for_update(),
         {"cutoff": cutoff},
     ).all()
     if not held:
-        return 0
+        return 0, 0
     due = [r.reservation_id for r in held]
+    at = now()
     done = conn.execute(
         reservation.update()
         .where(reservation.c.reservation_id.in_(due), _OVERDUE)
         .values(status="EXPIRED", updated_at=at),
         {"cutoff": cutoff},
     ).rowcount
-    freed = sa.select(seat.c.schedule_id).where(seat.c.reservation_id.in_(due), seat.c.status == "HELD")
-    conn.execute(
-        schedule.update()
-        .where(schedule.c.schedule_id.in_(freed), schedule.c.sold_out.is_(True))
-        .values(sold_out=False)
-    )
     conn.execute(
         seat.update()
-        .where(seat.c.reservation_id.in_(due), seat.c.status == "HELD")
+        .where(
+            seat.c.seat_id.in_([r.seat_id for r in held]),
+            seat.c.status == "HELD",
+            seat.c.reservation_id.in_(due),
+        )
         .values(status="AVAILABLE", reservation_id=None)
     )
-    payloads = {r.reservation_id: events.expiration(r.reservation_id, r.held_expires_at) for r in held}
-    present = set(
-        conn.execute(
-            sa.select(outbox_event.c.event_id).where(
-                outbox_event.c.event_id.in_([p["event_id"] for p in payloads.values()])
-            )
-        ).scalars()
+    # A seat is back on sale, so a schedule marked sold out (A-2) is not any more.
+    conn.execute(
+        schedule.update()
+        .where(schedule.c.schedule_id.in_({r.schedule_id for r in held}), schedule.c.sold_out.is_(True))
+        .values(sold_out=False)
     )
-    missing = [
+    # The expiry event, if the hold's own never made it to the outbox (same id: never a second event).
+    rows = [
         {
-            "event_id": p["event_id"],
+            "event_id": payload["event_id"],
             "topic": TOPIC_EXPIRATION,
-            "aggregate_id": str(rid),
-            "payload": json.dumps(p, sort_keys=True),
+            "aggregate_id": str(r.reservation_id),
+            "payload": json.dumps(payload, sort_keys=True),
             "status": "PENDING",
             "attempts": 0,
             "created_at": at,
         }
-        for rid, p in payloads.items()
-        if p["event_id"] not in present
+        for r in held
+        for payload in (events.expiration(r.reservation_id, r.held_expires_at),)
     ]
-    if missing:
-        conn.execute(outbox_event.insert(), missing)
-    return int(done)
+    conn.execute(
+        outbox_event.insert()
+        .prefix_with("IGNORE", dialect="mysql")
+        .prefix_with("OR IGNORE", dialect="sqlite"),
+        rows,
+    )
+    return int(done), len(held)
+
+
+def next_overdue(conn: sa.Connection, after: int, cutoff: object) -> int | None:
+    """The lowest overdue key from ``after`` on: skips a gap of keys in one index lookup."""
+    found = conn.execute(
+        sa.select(sa.func.min(reservation.c.reservation_id)).where(
+            reservation.c.reservation_id >= after, _OVERDUE
+        ),
+        {"cutoff": cutoff},
+    ).scalar()
+    return None if found is None else int(found)
 
 
 @dataclass
@@ -150,7 +169,7 @@ class ForceExpire:
             # The first batch for real, rolled back: proves the statements and the locks; the count is exact.
             with ctx.engine.connect() as conn:
                 tx = conn.begin()
-                first = expire_batch(conn, self._next_ids(conn, low, high, limits.batch, cutoff), cutoff)
+                first, _found = expire_range(conn, low, low + limits.batch - 1, cutoff, limits.batch)
                 tx.rollback()
             batches = -(-total // limits.batch)
             return Outcome(
@@ -159,21 +178,25 @@ class ForceExpire:
                 f"would expire {total} holds in {batches} batches (first batch: {first}, rolled back)",
             )
         bar = ctx.progress("force-expire", total)
-        done, longest, started, position = 0, 0.0, time.monotonic(), low
+        done, longest, started = 0, 0.0, time.monotonic()
+        position: int | None = low
         try:
             with ctx.engine.connect() as conn:
-                while done < total and position <= high:
+                # A walk of the primary key, one committed transaction per range of ``batch`` keys.
+                while done < total and position is not None and position <= high:
                     t0 = time.monotonic()
+                    last = position + limits.batch - 1
                     with conn.begin():
-                        ids = self._next_ids(conn, position, high, min(limits.batch, total - done), cutoff)
-                        if not ids:
-                            break
-                        expired = expire_batch(conn, ids, cutoff)
+                        expired, found = expire_range(conn, position, last, cutoff, total - done)
                     longest = max(longest, time.monotonic() - t0)
-                    position = ids[-1] + 1
                     done += expired
                     bar.advance(expired)
-                    if limits.sleep_s:
+                    if found:
+                        position = last + 1
+                    else:
+                        with conn.begin():  # a read of its own: the next batch begins its own transaction
+                            position = next_overdue(conn, last + 1, cutoff)
+                    if limits.sleep_s and found:
                         time.sleep(limits.sleep_s)
         finally:
             bar.close()
@@ -185,17 +208,4 @@ class ForceExpire:
             done,
             f"expired {done} holds, seats freed ({rate:.0f} rows/s, longest batch {longest * 1000:.0f} ms)",
             changed=done > 0,
-        )
-
-    @staticmethod
-    def _next_ids(conn: sa.Connection, start: int, high: int, limit: int, cutoff: object) -> list[int]:
-        """The next overdue keys from ``start`` on, by primary key (a range scan that skips the gaps)."""
-        return list(
-            conn.execute(
-                sa.select(reservation.c.reservation_id)
-                .where(reservation.c.reservation_id.between(start, high), _OVERDUE)
-                .order_by(reservation.c.reservation_id)
-                .limit(limit),
-                {"cutoff": cutoff},
-            ).scalars()
         )
