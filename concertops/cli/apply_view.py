@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 from concertops.cli import console
@@ -44,20 +43,9 @@ class TerminalUi:
                 self.console.print(f"     [dim]expect: {run.step.expect}[/]")
 
     def confirm(self, profile: Profile) -> bool:
-        import typer
+        from concertops.cli.confirm import confirmed
 
-        if not sys.stdin.isatty():
-            from concertops.errors import UsageError
-
-            raise UsageError(
-                "confirmation needs a terminal", "add --yes to apply without asking (automation)"
-            )
-        if profile.protected:
-            typed = typer.prompt(
-                f"Profile '{profile.name}' is protected: type its name to apply", err=self.quiet
-            )
-            return str(typed).strip() == profile.name
-        return bool(typer.confirm(f"Apply to profile '{profile.name}'?", default=False, err=self.quiet))
+        return confirmed(profile, "Apply these steps?", to_stderr=self.quiet)
 
     def step_started(self, run: StepRun) -> None:
         if self.console.is_terminal:  # a spinner while the step runs; scripts get the result line only

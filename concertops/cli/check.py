@@ -19,6 +19,13 @@ class Format(StrEnum):
     prom = "prom"
 
 
+class TableOrJson(StrEnum):
+    """For commands that list rather than check (settings, audit, triage)."""
+
+    table = "table"
+    json = "json"
+
+
 FORMAT_OPTION = typer.Option(
     Format.table, "--format", "-f", help="table (people), json (scripts), nagios (one line), prom (textfile)."
 )

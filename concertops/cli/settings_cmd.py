@@ -5,11 +5,11 @@ as done only when every live instance exports the new version."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from concertops.cli.check import TableOrJson
 from concertops.cli.state import OPTIONS
 
 if TYPE_CHECKING:
@@ -26,10 +26,7 @@ YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (auto
 WAIT = typer.Option(30.0, "--wait", min=0, max=600, help="Seconds to wait for every instance to apply it.")
 
 
-class Fmt(StrEnum):
-    table = "table"
-    json = "json"
-
+Fmt = TableOrJson
 
 FORMAT = typer.Option(Fmt.table, "--format", "-f", help="table or json.")
 
@@ -260,21 +257,10 @@ def _change(
 
 
 def _confirm(profile: Profile) -> None:
-    import sys
-
+    from concertops.cli.confirm import confirmed
     from concertops.engine.remediate import ConfirmationRefused
-    from concertops.errors import UsageError
 
-    if not sys.stdin.isatty():
-        raise UsageError("confirmation needs a terminal", "add --yes to change settings without asking")
-    if profile.protected:
-        ok = (
-            typer.prompt(f"Profile '{profile.name}' is protected: type its name to apply").strip()
-            == profile.name
-        )
-    else:
-        ok = typer.confirm(f"Change settings on profile '{profile.name}'?", default=False)
-    if not ok:
+    if not confirmed(profile, "Change these settings?"):
         raise ConfirmationRefused("not confirmed: nothing was changed")
 
 

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 
 import typer
 
+from concertops.cli.check import TableOrJson
 from concertops.cli.state import OPTIONS
 from concertops.errors import ConfigError, SourceUnreachable
 
-
-class Fmt(StrEnum):
-    table = "table"
-    json = "json"
+Fmt = TableOrJson
 
 
 def triage(

@@ -3,6 +3,7 @@ creates a new one and consumers can deduplicate by id."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -36,4 +37,17 @@ def expiration(reservation_id: int, expires_at: datetime) -> dict[str, Any]:
         "event_id": event_id(TOPIC_EXPIRATION, reservation_id),
         "reservation_id": reservation_id,
         "expires_at": expires_at.isoformat(),
+    }
+
+
+def outbox_row(topic: str, aggregate_id: int | str, payload: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """An ``outbox_event`` row, PENDING, for ``payload`` (which carries its deterministic ``event_id``)."""
+    return {
+        "event_id": payload["event_id"],
+        "topic": topic,
+        "aggregate_id": str(aggregate_id),
+        "payload": json.dumps(payload, sort_keys=True),
+        "status": "PENDING",
+        "attempts": 0,
+        "created_at": at,
     }

@@ -61,6 +61,8 @@ class Context:
     note: Callable[[str], None] = field(default=lambda _line: None)  # a line of progress for the user
     # A progress bar for a long step: (what, total or None) → Tally.
     progress: Callable[[str, int | None], Tally] = field(default=lambda _what, _total: _Silent())
+    # Database connections of this run that no step may touch (the lock's, held for the whole run).
+    own_connections: set[int] = field(default_factory=set)
 
 
 class Action(Protocol):

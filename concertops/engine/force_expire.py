@@ -13,7 +13,6 @@ what is left, so the end state is the same.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
@@ -104,17 +103,10 @@ def expire_range(conn: sa.Connection, first: int, last: int, cutoff: object, lim
     )
     # The expiry event, if the hold's own never made it to the outbox (same id: never a second event).
     rows = [
-        {
-            "event_id": payload["event_id"],
-            "topic": TOPIC_EXPIRATION,
-            "aggregate_id": str(r.reservation_id),
-            "payload": json.dumps(payload, sort_keys=True),
-            "status": "PENDING",
-            "attempts": 0,
-            "created_at": at,
-        }
+        events.outbox_row(
+            TOPIC_EXPIRATION, r.reservation_id, events.expiration(r.reservation_id, r.held_expires_at), at
+        )
         for r in held
-        for payload in (events.expiration(r.reservation_id, r.held_expires_at),)
     ]
     conn.execute(
         outbox_event.insert()

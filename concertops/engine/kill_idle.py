@@ -1,10 +1,11 @@
 """B-3: kill idle database connections the way pt-kill does, not the manual's "KILL every sleeping one".
 
 Only connections in ``Sleep`` for longer than ``min_idle_s``, only of the application's database user, never
-this tool's own connection, never system or replication threads (they are not ``Sleep`` of the app user),
-at most ``max_kills``, longest idle first; each victim is printed (id, user, host, db, idle seconds). A dry
-run prints the same list and kills nothing. The pool that owned a killed connection opens a new one when it
-needs it (pre-ping), so a kill costs the service nothing but headroom it gets back.
+this tool's own connections (the one asking, and the one holding the apply lock), never system or
+replication threads (they are not ``Sleep`` of the app user), at most ``max_kills``, longest idle first;
+each victim is printed (id, user, host, db, idle seconds). A dry run prints the same list and kills nothing.
+The pool that owned a killed connection opens a new one when it needs it (pre-ping), so a kill costs the
+service nothing but headroom it gets back.
 """
 
 from __future__ import annotations
@@ -45,17 +46,18 @@ class KillIdle:
         return idle, kills, user
 
     def _find(
-        self, conn: sa.Connection, idle: int, kills: int, user: str
+        self, conn: sa.Connection, idle: int, kills: int, user: str, spare: set[int]
     ) -> list[tuple[int, str, str, str, int]]:
-        rows = conn.execute(_VICTIMS, {"idle": idle, "user": user, "limit": kills}).all()
-        return [(int(r.id), r.user, r.host, r.db or "", int(r.time)) for r in rows]
+        rows = conn.execute(_VICTIMS, {"idle": idle, "user": user, "limit": kills + len(spare)}).all()
+        found = [(int(r.id), r.user, r.host, r.db or "", int(r.time)) for r in rows if int(r.id) not in spare]
+        return found[:kills]
 
     def prepare(self, ctx: Context) -> str:
         if not is_mysql(ctx.engine):
             return "not applicable: the database is not MySQL/MariaDB (no connections to kill)"
         idle, kills, user = self._settings(ctx)
         with ctx.engine.connect() as conn:
-            self.victims = self._find(conn, idle, kills, user)
+            self.victims = self._find(conn, idle, kills, user, ctx.own_connections)
         if not self.victims:
             return f"no connection of {user} idle for over {idle} s"
         return f"kill {len(self.victims)} connection(s) of {user} idle for over {idle} s (at most {kills})"
@@ -67,7 +69,7 @@ class KillIdle:
         killed: list[str] = []
         with ctx.engine.connect() as conn:
             # Found again now: a connection that woke up since the plan is no longer idle and is spared.
-            victims = self._find(conn, idle, kills, user)
+            victims = self._find(conn, idle, kills, user, ctx.own_connections)
             for vid, vuser, host, db, seconds in victims:
                 verb = "would kill" if ctx.dry_run else "kill"
                 ctx.note(f"{verb} {vid} {vuser}@{host} db={db or '-'} idle {seconds} s")

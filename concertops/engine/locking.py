@@ -28,12 +28,15 @@ class RunLock:
         self.engine, self.name, self.holder = engine, f"concertops:{runbook}", holder
         self.host, self.pid = socket.gethostname(), os.getpid()
         self._conn: sa.Connection | None = None
+        self.connection_id: int | None = None  # the MySQL connection holding the lock
         self._mysql = engine.dialect.name in ("mysql", "mariadb")
 
     def __enter__(self) -> RunLock:
         if self._mysql:
             self._conn = self.engine.connect()
-            got = self._conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": self.name}).scalar()
+            got, self.connection_id = self._conn.execute(
+                sa.text("SELECT GET_LOCK(:n, 0), CONNECTION_ID()"), {"n": self.name}
+            ).one()
             self._conn.commit()
             if got != 1:
                 self._conn.close()

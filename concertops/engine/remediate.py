@@ -167,6 +167,8 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
         except ConcertopsError as refused:
             audit.record("lock", "take the apply lock", {}, "refused", 0, str(refused))
             raise
+        if lock.connection_id is not None:
+            ctx.own_connections.add(int(lock.connection_id))
         try:
             _run_steps(result, actions, ctx, audit, ui)
         finally:

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -135,18 +134,7 @@ def rebuild(conn: sa.Connection, span: Window, limit: int) -> int:
     if missing:
         conn.execute(
             outbox_event.insert(),
-            [
-                {
-                    "event_id": p["event_id"],
-                    "topic": TOPIC_PAYMENT_COMPLETED,
-                    "aggregate_id": str(pid),
-                    "payload": json.dumps(p, sort_keys=True),
-                    "status": "PENDING",
-                    "attempts": 0,
-                    "created_at": at,
-                }
-                for pid, p in missing
-            ],
+            [events.outbox_row(TOPIC_PAYMENT_COMPLETED, pid, p, at) for pid, p in missing],
         )
     return len(rows)
 

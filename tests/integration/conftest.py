@@ -34,6 +34,7 @@ def database_url(stack: None) -> Iterator[str]:
     try:
         yield f"mysql+pymysql://root@{HOST}:{MARIADB_PORT}/{name}"
     finally:
+        conn.ping(reconnect=True)  # B-3's test kills idle connections of this user
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         conn.close()

@@ -164,61 +164,37 @@ def test_b2_force_expire_killed_mid_run_ends_like_an_uninterrupted_run(
 
 
 def test_b3_kills_only_the_apps_idle_connections(cli: CliRunner, booking: Backend) -> None:
+    """The service's own database user is the app user (the profile's, as in production): its connections
+    asleep for over 10 s are the victims. Another user's idle connection, the app user's busy query and the
+    tool's own connections survive; pools reconnect on their next checkout (pre-ping)."""
     database = booking.engine.url.database
     admin = pymysql.connect(host=HOST, port=MARIADB_PORT, user="root", password="", autocommit=True)
     with admin.cursor() as cur:
-        for user in ("booking_app", "reporting"):
-            for host in ("%", "localhost"):
-                cur.execute(f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY 'pw-{user}'")
-                cur.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'{host}'")
-        cur.execute("SHOW STATUS LIKE 'Threads_connected'")
-        before = int(cur.fetchone()[1])
+        for host in ("%", "localhost"):
+            cur.execute(f"CREATE USER IF NOT EXISTS 'reporting'@'{host}' IDENTIFIED BY 'pw-reporting'")
+            cur.execute(f"GRANT ALL ON `{database}`.* TO 'reporting'@'{host}'")
+    admin.close()
 
-    def connect(user: str) -> pymysql.Connection:
-        return pymysql.connect(
-            host=HOST, port=MARIADB_PORT, user=user, password=f"pw-{user}", database=database
-        )
+    def connect(user: str, password: str = "") -> pymysql.Connection:
+        return pymysql.connect(host=HOST, port=MARIADB_PORT, user=user, password=password, database=database)
 
-    # Enough idle app connections to pass the manual's 25, one other user's, and one app query that is busy.
-    idle = [connect("booking_app") for _ in range(max(6, 27 - before))]
-    other = connect("reporting")
-    busy = connect("booking_app")
-    busy_thread = threading.Thread(target=lambda: busy.cursor().execute("SELECT SLEEP(20)"))
+    # Over 50 idle app connections (B-3's warning), one other user's, and one app query that is busy.
+    idle = [connect("root") for _ in range(55)]
+    other = connect("reporting", "pw-reporting")
+    busy = connect("root")
+    busy_thread = threading.Thread(target=lambda: busy.cursor().execute("SELECT SLEEP(40)"))
     busy_thread.start()
-    time.sleep(3)  # idle for over --idle-seconds 2
+    time.sleep(11)  # asleep for over 10 s
     code, detected = check(cli, booking, "prometheus", "B-3")
-    assert finding(detected, "B-3", "threads_connected")["status"] == "CRITICAL"
+    assert finding(detected, "B-3", "idle_connections")["status"] == "WARNING"
 
-    code, dry = apply(
-        cli,
-        booking,
-        "b3",
-        "--dry-run",
-        "--idle-seconds",
-        "2",
-        "--app-user",
-        "booking_app",
-        "--max-kills",
-        "100",
-    )
-    assert step(dry, "kill-idle")["affected"] == len(idle)
-    assert all(c.open and _alive(c) for c in idle)  # dry: nobody killed
-    time.sleep(3)  # the pings woke them: idle again for over 2 s
+    code, dry = apply(cli, booking, "b3", "--dry-run", "--max-kills", "200")
+    assert step(dry, "kill-idle")["affected"] >= len(idle)
+    assert all(_alive(c) for c in idle)  # dry: nobody killed
+    time.sleep(11)  # the pings woke them: asleep again for over 10 s
 
-    code, done = apply(
-        cli,
-        booking,
-        "b3",
-        "--apply",
-        "--yes",
-        "--idle-seconds",
-        "2",
-        "--app-user",
-        "booking_app",
-        "--max-kills",
-        "100",
-    )
-    assert step(done, "kill-idle")["affected"] == len(idle), done["steps"]
+    code, done = apply(cli, booking, "b3", "--apply", "--yes", "--max-kills", "200")
+    assert step(done, "kill-idle")["affected"] >= len(idle), done["steps"]
     assert not any(_alive(c) for c in idle)
     assert _alive(other)  # another user's idle connection
     busy_thread.join()
@@ -226,6 +202,7 @@ def test_b3_kills_only_the_apps_idle_connections(cli: CliRunner, booking: Backen
     assert code == 0, json.dumps(done["after"], indent=1)
     for conn in (other, busy):
         conn.close()
+    assert booking.scalar("SELECT 1") == 1  # the harness's pool reconnects
 
 
 def _alive(conn: pymysql.Connection) -> bool:
