@@ -167,6 +167,7 @@ def test_b3_kills_only_the_apps_idle_connections(cli: CliRunner, booking: Backen
     """The service's own database user is the app user (the profile's, as in production): its connections
     asleep for over 10 s are the victims. Another user's idle connection, the app user's busy query and the
     tool's own connections survive; pools reconnect on their next checkout (pre-ping)."""
+    booking.preset("legacy")  # the default pool of 10
     database = booking.engine.url.database
     admin = pymysql.connect(host=HOST, port=MARIADB_PORT, user="root", password="", autocommit=True)
     with admin.cursor() as cur:
