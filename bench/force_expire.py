@@ -142,23 +142,20 @@ def main() -> None:
 
     seed(engine, args.rows)
 
-    def manual() -> float:
-        started = time.monotonic()
-        with engine.begin() as conn:
-            conn.execute(sa.text(MANUAL_UPDATE))
-        return time.monotonic() - started
+    def one_statement(sql: str) -> Callable[[], float]:
+        def run() -> float:
+            started = time.monotonic()
+            with engine.begin() as conn:
+                conn.execute(sa.text(sql))
+            return time.monotonic() - started
 
-    manual_s, manual_p95 = with_load(load_engine, 1, manual)
+        return run
+
+    manual_s, manual_p95 = with_load(load_engine, 1, one_statement(MANUAL_UPDATE))
 
     seed(engine, args.rows)
 
-    def complete() -> float:
-        started = time.monotonic()
-        with engine.begin() as conn:
-            conn.execute(sa.text(COMPLETE_UPDATE))
-        return time.monotonic() - started
-
-    complete_s, complete_p95 = with_load(load_engine, 1, complete)
+    complete_s, complete_p95 = with_load(load_engine, 1, one_statement(COMPLETE_UPDATE))
 
     seed(engine, args.rows)
     step = Step(

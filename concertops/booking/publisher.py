@@ -21,6 +21,7 @@ from typing import Any
 
 from concertops.booking.live_settings import LiveSettings
 from concertops.booking.metrics import Metrics
+from concertops.contract.kafka import producer_settings
 from concertops.contract.names import TOPICS
 
 log = logging.getLogger(__name__)
@@ -44,18 +45,7 @@ class Message:
 
 def producer_config(bootstrap: str) -> dict[str, Any]:
     return {
-        "bootstrap.servers": bootstrap,
-        # One message per batch: the Tansu broker's list_offsets are only right for such batches, and the
-        # runbooks read consumer lag through list_offsets.
-        "batch.num.messages": 1,
-        "linger.ms": 0,
-        # One request in flight per connection: concurrent produce requests to one partition race inside the
-        # Tansu broker after a restart (AlreadyExists on a batch, then a watermark that hides the data).
-        "max.in.flight.requests.per.connection": 1,
-        # Topics are created once, with one partition, when the broker answers (``ensure_topics``). A send
-        # racing ahead of that would have the broker auto-create the topic (with 4 partitions on Tansu),
-        # concurrently with other instances, which can leave messages its fetches never return.
-        "allow.auto.create.topics": False,
+        **producer_settings(bootstrap),
         # Every message gets a delivery report within this time, so a caller can wait for the report
         # instead of giving up early and sending the same event again while the first copy is queued.
         "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),

@@ -6,6 +6,7 @@ defaults, so ``concertops a1 --help`` says what can be tuned."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -33,12 +34,41 @@ VERIFY_WINDOW = typer.Option(
 Tuned = tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], frozenset[str]]
 
 
+# Every runbook command takes these; its own options (the knobs of its steps) come first.
+COMMON: tuple[tuple[str, Any, Any], ...] = (
+    ("apply", bool, APPLY),
+    ("dry_run", bool, DRY_RUN),
+    ("yes", bool, YES),
+    ("reason", str, REASON),
+    ("fmt", Format, FORMAT_OPTION),
+    ("output", Path | None, OUTPUT_OPTION),
+    ("timeout", float, TIMEOUT_OPTION),
+    ("verify_timeout", float, VERIFY_TIMEOUT),
+    ("verify_window", str, VERIFY_WINDOW),
+)
+
+
 def command(runbook_id: str) -> Callable[..., None]:
-    return _COMMANDS[runbook_id]
+    """The typer command of one runbook: its tuning options followed by the common ones."""
+    tune = _TUNING.get(runbook_id)
+
+    def run(**given: Any) -> None:
+        common = {name: given.pop(name) for name, _kind, _option in COMMON}
+        _run(runbook_id, tuned=tune(**given) if tune else ({}, {}, frozenset()), **common)
+
+    own = list(inspect.signature(tune).parameters.values()) if tune else []
+    params = own + [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+        for name, kind, option in COMMON
+    ]
+    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    run.__annotations__ = {param.name: param.annotation for param in params}
+    return run
 
 
 def _run(
     runbook_id: str,
+    *,
     fmt: Format,
     output: Path | None,
     timeout: float,
@@ -94,7 +124,7 @@ def _keep(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def a1(
+def _a1(
     tokens: int = typer.Option(
         None, "--tokens", min=1, help="max_active_tokens to cut to (page: 20; limit ≥ 10)."
     ),
@@ -107,68 +137,24 @@ def a1(
     rate_limit_rps: int = typer.Option(
         None, "--rate-limit-rps", min=1, help="Also throttle each instance to this many requests/s."
     ),
-    apply: bool = APPLY,
-    dry_run: bool = DRY_RUN,
-    yes: bool = YES,
-    reason: str = REASON,
-    fmt: Format = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    timeout: float = TIMEOUT_OPTION,
-    verify_timeout: float = VERIFY_TIMEOUT,
-    verify_window: str = VERIFY_WINDOW,
-) -> None:
+) -> Tuned:
     params = {
         "fewer-active-tokens": _keep(value=tokens),
         "explicit-pool": _keep(value=pool_size),
         "throttle": _keep(value=rate_limit_rps),
     }
-    enable = frozenset({"throttle"} if rate_limit_rps else set())
-    _run(
-        "A-1",
-        fmt,
-        output,
-        timeout,
-        apply,
-        dry_run,
-        yes,
-        reason,
-        verify_timeout,
-        verify_window,
-        (params, {}, enable),
-    )
+    return params, {}, frozenset({"throttle"} if rate_limit_rps else set())
 
 
-def a2(
+def _a2(
     max_schedules: int = typer.Option(
         None, "--max-schedules", min=1, help="Most schedules to mark sold out in one run (page: 100)."
     ),
-    apply: bool = APPLY,
-    dry_run: bool = DRY_RUN,
-    yes: bool = YES,
-    reason: str = REASON,
-    fmt: Format = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    timeout: float = TIMEOUT_OPTION,
-    verify_timeout: float = VERIFY_TIMEOUT,
-    verify_window: str = VERIFY_WINDOW,
-) -> None:
-    limits = {"mark-sold-out": _keep(max_schedules=max_schedules)}
-    _run(
-        "A-2",
-        fmt,
-        output,
-        timeout,
-        apply,
-        dry_run,
-        yes,
-        reason,
-        verify_timeout,
-        verify_window,
-        ({}, limits, frozenset()),
-    )
+) -> Tuned:
+    return {}, {"mark-sold-out": _keep(max_schedules=max_schedules)}, frozenset()
 
 
-def a3(
+def _a3(
     interval: int = typer.Option(
         None, "--interval", min=1, help="queue_activation_interval_s for the polling fallback (page: 1)."
     ),
@@ -178,82 +164,43 @@ def a3(
     max_activate: int = typer.Option(
         None, "--max-activate", min=1, help="Most WAITING tokens to activate now (page: 500)."
     ),
-    apply: bool = APPLY,
-    dry_run: bool = DRY_RUN,
-    yes: bool = YES,
-    reason: str = REASON,
-    fmt: Format = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    timeout: float = TIMEOUT_OPTION,
-    verify_timeout: float = VERIFY_TIMEOUT,
-    verify_window: str = VERIFY_WINDOW,
-) -> None:
+) -> Tuned:
     params = {"shorter-period": _keep(value=interval), "more-active-tokens": _keep(value=raise_tokens)}
     limits = {"activate-now": _keep(max_tokens=max_activate)}
-    enable = frozenset({"more-active-tokens"} if raise_tokens else set())
-    _run(
-        "A-3",
-        fmt,
-        output,
-        timeout,
-        apply,
-        dry_run,
-        yes,
-        reason,
-        verify_timeout,
-        verify_window,
-        (params, limits, enable),
-    )
+    return params, limits, frozenset({"more-active-tokens"} if raise_tokens else set())
 
 
-SINCE = typer.Option(
-    None,
-    "--since",
-    formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"],
-    help="Window start, UTC (default: where Prometheus saw events dropped, else the last hour).",
-)
-UNTIL = typer.Option(
-    None, "--until", formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"], help="Window end, UTC."
-)
-MAX_EVENTS = typer.Option(None, "--max-events", min=1, help="Most events to rebuild in one run (page: 1000).")
-BATCH = typer.Option(None, "--batch", min=1, max=10_000, help="Events per publish batch (page: 100).")
-MAX_RATE = typer.Option(None, "--max-rate", min=1, help="Events per second at most (page: 500).")
+def _republish(step: str) -> Callable[..., Tuned]:
+    """B-1 and B-4 tune the same re-publish step (under their own step ids)."""
+
+    def tune(
+        since: datetime | None = typer.Option(
+            None,
+            "--since",
+            formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"],
+            help="Window start, UTC (default: B-4 where Prometheus saw events dropped, else the last hour).",
+        ),
+        until: datetime | None = typer.Option(
+            None, "--until", formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"], help="Window end, UTC."
+        ),
+        max_events: int = typer.Option(
+            None, "--max-events", min=1, help="Most events to rebuild in one run (page: 1000)."
+        ),
+        batch: int = typer.Option(
+            None, "--batch", min=1, max=10_000, help="Events per publish batch (page: 100)."
+        ),
+        max_rate: int = typer.Option(
+            None, "--max-rate", min=1, help="Events per second at most (page: 500)."
+        ),
+    ) -> Tuned:
+        params = {step: _keep(since=since, until=until)}
+        limits = {step: _keep(max_events=max_events, batch=batch, max_rate=max_rate)}
+        return params, limits, frozenset()
+
+    return tune
 
 
-def b1(
-    since: datetime | None = SINCE,
-    until: datetime | None = UNTIL,
-    max_events: int = MAX_EVENTS,
-    batch: int = BATCH,
-    max_rate: int = MAX_RATE,
-    apply: bool = APPLY,
-    dry_run: bool = DRY_RUN,
-    yes: bool = YES,
-    reason: str = REASON,
-    fmt: Format = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    timeout: float = TIMEOUT_OPTION,
-    verify_timeout: float = VERIFY_TIMEOUT,
-    verify_window: str = VERIFY_WINDOW,
-) -> None:
-    params = {"republish-missed": _keep(since=since, until=until)}
-    limits = {"republish-missed": _keep(max_events=max_events, batch=batch, max_rate=max_rate)}
-    _run(
-        "B-1",
-        fmt,
-        output,
-        timeout,
-        apply,
-        dry_run,
-        yes,
-        reason,
-        verify_timeout,
-        verify_window,
-        (params, limits, frozenset()),
-    )
-
-
-def b2(
+def _b2(
     batch_size: int = typer.Option(
         None, "--batch-size", min=1, max=10_000, help="Holds per committed batch (page: 500)."
     ),
@@ -270,36 +217,15 @@ def b2(
     replay_rate: int = typer.Option(
         None, "--replay-rate", min=1, help="DLQ messages per second at most (page: 500)."
     ),
-    apply: bool = APPLY,
-    dry_run: bool = DRY_RUN,
-    yes: bool = YES,
-    reason: str = REASON,
-    fmt: Format = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    timeout: float = TIMEOUT_OPTION,
-    verify_timeout: float = VERIFY_TIMEOUT,
-    verify_window: str = VERIFY_WINDOW,
-) -> None:
+) -> Tuned:
     limits = {
         "force-expire": _keep(batch=batch_size, max_rows=max_rows, sleep=sleep),
         "replay-dlq": _keep(max_messages=max_messages, max_replays=max_replays, max_rate=replay_rate),
     }
-    _run(
-        "B-2",
-        fmt,
-        output,
-        timeout,
-        apply,
-        dry_run,
-        yes,
-        reason,
-        verify_timeout,
-        verify_window,
-        ({}, limits, frozenset()),
-    )
+    return {}, limits, frozenset()
 
 
-def b3(
+def _b3(
     idle_seconds: int = typer.Option(
         None, "--idle-seconds", min=1, help="Kill only connections asleep longer (page: 10)."
     ),
@@ -310,72 +236,18 @@ def b3(
         None, "--app-user", help="The service's database user (default: the profile's database user)."
     ),
     pool_size: int = typer.Option(None, "--pool-size", min=1, help="db_pool_size per instance (page: 30)."),
-    apply: bool = APPLY,
-    dry_run: bool = DRY_RUN,
-    yes: bool = YES,
-    reason: str = REASON,
-    fmt: Format = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    timeout: float = TIMEOUT_OPTION,
-    verify_timeout: float = VERIFY_TIMEOUT,
-    verify_window: str = VERIFY_WINDOW,
-) -> None:
+) -> Tuned:
     params = {"kill-idle": _keep(app_user=app_user), "pool-30": _keep(value=pool_size)}
     limits = {"kill-idle": _keep(min_idle_s=idle_seconds, max_kills=max_kills)}
-    _run(
-        "B-3",
-        fmt,
-        output,
-        timeout,
-        apply,
-        dry_run,
-        yes,
-        reason,
-        verify_timeout,
-        verify_window,
-        (params, limits, frozenset()),
-    )
+    return params, limits, frozenset()
 
 
-def b4(
-    since: datetime | None = SINCE,
-    until: datetime | None = UNTIL,
-    max_events: int = MAX_EVENTS,
-    batch: int = BATCH,
-    max_rate: int = MAX_RATE,
-    apply: bool = APPLY,
-    dry_run: bool = DRY_RUN,
-    yes: bool = YES,
-    reason: str = REASON,
-    fmt: Format = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    timeout: float = TIMEOUT_OPTION,
-    verify_timeout: float = VERIFY_TIMEOUT,
-    verify_window: str = VERIFY_WINDOW,
-) -> None:
-    params = {"republish-window": _keep(since=since, until=until)}
-    limits = {"republish-window": _keep(max_events=max_events, batch=batch, max_rate=max_rate)}
-    _run(
-        "B-4",
-        fmt,
-        output,
-        timeout,
-        apply,
-        dry_run,
-        yes,
-        reason,
-        verify_timeout,
-        verify_window,
-        (params, limits, frozenset()),
-    )
-
-
-_COMMANDS: dict[str, Callable[..., None]] = {
-    "A-1": a1,
-    "A-2": a2,
-    "A-3": a3,
-    "B-1": b1,
-    "B-2": b2,
-    "B-3": b3,
-    "B-4": b4,
+_TUNING: dict[str, Callable[..., Tuned]] = {
+    "A-1": _a1,
+    "A-2": _a2,
+    "A-3": _a3,
+    "B-1": _republish("republish-missed"),
+    "B-2": _b2,
+    "B-3": _b3,
+    "B-4": _republish("republish-window"),
 }

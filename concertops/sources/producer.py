@@ -1,12 +1,12 @@
-"""Producing to the service's broker from concertops (re-publish, DLQ replay), with the same settings as the
-service's own producers: one message per batch and one request in flight (ordering per key, and the Tansu
-broker's offsets stay right), never auto-creating a topic, and a delivery report for every message."""
+"""Producing to the service's broker from concertops (re-publish, DLQ replay), with the settings the
+service's own producers use (``contract.kafka``) and a delivery report for every message."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from concertops.contract.kafka import producer_settings
 from concertops.errors import SourceUnreachable
 from concertops.redact import error_line
 
@@ -15,11 +15,7 @@ DELIVERY_TIMEOUT_S = 10.0
 
 def config(bootstrap: str) -> dict[str, Any]:
     return {
-        "bootstrap.servers": bootstrap,
-        "batch.num.messages": 1,
-        "linger.ms": 0,
-        "max.in.flight.requests.per.connection": 1,
-        "allow.auto.create.topics": False,
+        **producer_settings(bootstrap),
         "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
         "socket.timeout.ms": 5_000,
         "log_level": 0,
