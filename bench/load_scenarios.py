@@ -21,10 +21,10 @@ import redis
 from concertops.booking import launcher
 from concertops.booking.db import make_engine
 from concertops.booking.schema_admin import migrate
-from concertops.booking.seed import seed
 from concertops.config import Profile
 from concertops.contract import settings_store
 from concertops.contract.schema import queue_token
+from concertops.contract.seeding import seed
 from concertops.devstack.paths import state_dir
 
 SCENARIOS = ("reservation-stress", "payment-load", "queue-spike", "concert-endurance")

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from cli_runner import CliRunner, run_cli
 
+# The real stack's fixtures (database, backend, broker), shared by tests/integration and tests/gameday.
+from stack_fixtures import backend, booking, broker, database_url, stack  # noqa: F401
+
 # Variables a developer may have set that must not leak into tests; the state dir is kept on purpose
 # (it says where the running devstack is).
 _LEAKY = [k for k in os.environ if k.startswith("CONCERTOPS_") and k != "CONCERTOPS_STATE_DIR"]

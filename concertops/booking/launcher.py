@@ -91,7 +91,11 @@ def stop(root: Path, names: list[str]) -> list[str]:
     return stopped
 
 
-def running(root: Path) -> list[str]:
+def recorded(root: Path) -> list[str]:
+    """Every instance started from ``root``, dead ones included (their scrape targets are still listed)."""
     pids = root / "pids"
-    names = sorted(p.stem for p in pids.glob("booking-*.json")) if pids.is_dir() else []
-    return [n for n in names if processes.recorded(root, n) is not None]
+    return sorted(p.stem for p in pids.glob("booking-*.json")) if pids.is_dir() else []
+
+
+def running(root: Path) -> list[str]:
+    return [n for n in recorded(root) if processes.recorded(root, n) is not None]

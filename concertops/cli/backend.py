@@ -45,7 +45,7 @@ def seed(
 ) -> None:
     """Create concerts, schedules and seats to book."""
     from concertops.booking.db import make_engine
-    from concertops.booking.seed import seed as run_seed
+    from concertops.contract.seeding import seed as run_seed
 
     seeded = run_seed(make_engine(_database_url(), pool_size=1), concerts, schedules, seats)
     console.out().print(
@@ -91,5 +91,7 @@ def stop() -> None:
     from concertops.devstack.paths import state_dir
 
     root = state_dir()
-    for name in launcher.stop(root, launcher.running(root)):
-        console.out().print(f"{name:<12} stopped")
+    alive = set(launcher.running(root))
+    for name in launcher.recorded(root):
+        launcher.stop(root, [name])  # a dead one too: its Prometheus target must go
+        console.out().print(f"{name:<12} {'stopped' if name in alive else 'was not running (forgotten)'}")

@@ -48,6 +48,13 @@ def check(
     output: Path | None = OUTPUT_OPTION,
     timeout: float = TIMEOUT_OPTION,
     show_all: bool = ALL_OPTION,
+    window: str | None = typer.Option(
+        None,
+        "--window",
+        metavar="DURATION",
+        help="Judge every rate and quantile over this window (e.g. 30s) instead of the runbook's: right "
+        "after a fix, the default minutes still hold the incident.",
+    ),
 ) -> None:
     """Detect every incident of the manual at once: for cron, CI and the first look at 3 a.m.
 
@@ -69,10 +76,22 @@ def check(
             wanted.append(normalise_id(raw))
         except ValueError:
             raise UsageError(f"unknown runbook {raw!r}", f"use one of {', '.join(RUNBOOK_IDS)}") from None
-    run_report(list(dict.fromkeys(wanted)), fmt, output, timeout, show_all)
+    if window is not None:
+        from concertops.engine.signals import WINDOW_PATTERN
+
+        if not WINDOW_PATTERN.match(window):
+            raise UsageError(f"--window {window!r} is not a duration", "e.g. 30s, 2m")
+    run_report(list(dict.fromkeys(wanted)), fmt, output, timeout, show_all, window)
 
 
-def run_report(ids: list[str], fmt: Format, output: Path | None, timeout: float, show_all: bool) -> None:
+def run_report(
+    ids: list[str],
+    fmt: Format,
+    output: Path | None,
+    timeout: float,
+    show_all: bool,
+    window: str | None = None,
+) -> None:
     from concertops.cli import render
     from concertops.engine.check import run_check
     from concertops.runbooks.registry import get
@@ -81,7 +100,9 @@ def run_report(ids: list[str], fmt: Format, output: Path | None, timeout: float,
         raise UsageError("--output needs a machine format", "add --format json, nagios or prom")
     profile = OPTIONS.load_profile()
     runbooks = [get(i) for i in ids]
-    report = run_check(profile, runbooks, timeout, history=fmt is Format.table and output is None)
+    report = run_check(
+        profile, runbooks, timeout, history=fmt is Format.table and output is None, window=window
+    )
     if fmt is Format.table and output is None:
         render.table(report, show_all)
     else:

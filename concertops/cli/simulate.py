@@ -15,8 +15,113 @@ from concertops.cli.state import OPTIONS
 from concertops.errors import ConfigError, UsageError
 
 app = typer.Typer(
-    help="Drive the booking service: the incident manual's load scenarios.", no_args_is_help=True
+    help="Drive the booking service: the incident manual's incidents and load scenarios.",
+    no_args_is_help=True,
 )
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class Until(StrEnum):
+    detected = "detected"
+    timeout = "timeout"
+
+
+@app.command()
+def incident(
+    incident_id: str = typer.Argument(
+        ..., metavar="ID", help="The manual's entry to cause: A-1, A-2, A-3, B-1, B-2, B-3 or B-4."
+    ),
+    until: Until = typer.Option(
+        Until.detected,
+        help="detected: stop as soon as the runbook's check is not OK; timeout: keep the incident going "
+        "for --timeout seconds.",
+    ),
+    timeout: float = typer.Option(90.0, min=5, max=3600, help="Longest time to wait, in seconds."),
+    output_format: Format = typer.Option(Format.table, "--format", help="table or json."),
+) -> None:
+    """Cause one incident of the manual on the reference service and wait until its runbook detects it.
+
+    What each does (on the profile's service; the legacy preset is the manual's "current" code):
+
+    \b
+      A-1  legacy pools and locks, 400 ms seat query, 60 users on the same seat at once
+      A-2  a schedule sold out, one user retrying it 8 requests at a time
+      A-3  max_active_tokens=1, 1 user ACTIVE and 10 WAITING on 5 s polling
+      B-1  direct publishing, the Kafka broker stopped while 40 users pay (500s)
+      B-2  40 holds left HELD past their expiry (their expiry messages lost), no sweep
+      B-3  pool of 10, 55 connections of the app's user left idle by a detached client
+      B-4  producer set to drop when disconnected, broker stopped while 20 users pay (201s)
+
+    The broker outages (B-1, B-4) stop the broker this state directory started (`devstack up`, `demo
+    --keep`) and start it again when the simulation ends. Settings are written with operator "concertops
+    simulate"; undo them with `concertops settings preset recommended` or the runbook.
+
+    Exit codes: 0 detected (or, with --until timeout, detected at some point), 2 not detected in time,
+    3 the incident could not be caused.
+    """
+    from concertops.simulate.incidents import recipe, simulate
+
+    chosen = recipe(incident_id)
+    profile = OPTIONS.load_profile()
+    quiet = output_format is Format.json
+    say = (lambda _text: None) if quiet else (lambda text: console.err().print(f"  [dim]·[/] {text}"))
+    if not quiet:
+        console.err().print(f"[bold]{chosen.id}[/] — {chosen.title}: {chosen.story}")
+    with console.err().status(f"causing {chosen.id}…") as status:
+
+        def waiting(elapsed: float, _result: object) -> None:
+            status.update(f"waiting for the {chosen.id} check to see it ({elapsed:.0f} s of {timeout:.0f})")
+
+        outcome = simulate(profile, chosen.id, until is Until.detected, timeout, say, waiting)
+    if quiet:
+        console.out().print_json(json.dumps(outcome.as_json()))
+    else:
+        _render_outcome(outcome)
+    raise typer.Exit(0 if outcome.detected else 2)
+
+
+def _render_outcome(outcome: object) -> None:
+    from rich.table import Table
+
+    from concertops.engine.evaluate import format_value
+    from concertops.simulate.incidents import Outcome
+
+    assert isinstance(outcome, Outcome)
+    out = console.out()
+    if not outcome.detected:
+        out.print(
+            f"[red]✗ {outcome.incident} not detected[/] after {outcome.seconds:.0f} s "
+            f"(its check: {outcome.result.status.name if outcome.result else 'not run'})"
+        )
+    else:
+        out.print(
+            f"[green]✓ {outcome.incident} detected[/] after {outcome.seconds_to_detect:.1f} s: "
+            f"{outcome.result.verdict if outcome.result else ''}"
+        )
+    if outcome.result is not None:
+        table = Table(show_edge=False, box=None, padding=(0, 2))
+        for column in ("status", "signal", "value", "threshold", "source"):
+            table.add_column(column)
+        for f in outcome.result.findings:
+            if f.status.name == "OK":
+                continue
+            table.add_row(
+                f.status.name,
+                f.title,
+                "—" if f.value is None else format_value(f.value, f.unit),
+                "—" if f.threshold is None else format_value(f.threshold, f.unit),
+                f.source,
+            )
+        if table.row_count:
+            out.print(table)
+    for error in outcome.errors:
+        out.print(f"[yellow]load: {error}[/]")
+    if outcome.detected:
+        out.print(f"next: concertops {outcome.incident.lower().replace('-', '')} --dry-run")
 
 
 class Scenario(StrEnum):
@@ -24,11 +129,6 @@ class Scenario(StrEnum):
     payment_load = "payment-load"
     queue_spike = "queue-spike"
     concert_endurance = "concert-endurance"
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 @app.command()

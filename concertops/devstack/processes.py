@@ -86,19 +86,20 @@ def stop(root: Path, name: str, timeout: float = 10.0) -> bool:
     if child is None:
         return False
     try:
-        proc = psutil.Process(child.pid)
         os.killpg(child.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except psutil.TimeoutExpired:
+        if not wait_until(lambda: exited_early(child), timeout):
             os.killpg(child.pid, signal.SIGKILL)
-            proc.wait(5)
+            wait_until(lambda: exited_early(child), 5)
     except (ProcessLookupError, psutil.NoSuchProcess):
         pass
+    handle = _HANDLES.get(child.pid)
+    if handle is not None:
+        handle.poll()  # reap our own child, so it does not linger as a zombie
     return True
 
 
 def exited_early(child: Child) -> bool:
+    """Gone, or a zombie: a child of another process (the one that started it) stays one until reaped."""
     try:
         proc = psutil.Process(child.pid)
         return proc.status() == psutil.STATUS_ZOMBIE

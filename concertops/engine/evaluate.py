@@ -55,6 +55,7 @@ def format_value(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
     if unit == "/s":
-        return f"{value:.2f}/s"
+        # A trickle (one error in five minutes) must not print as "0.00/s is above 0.00/s".
+        return f"{value:.2g}/s" if 0 < abs(value) < 0.01 else f"{value:.2f}/s"
     text = f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
     return f"{text} {unit}".rstrip()

@@ -14,7 +14,7 @@ import time
 import pymysql
 import pytest
 import sqlalchemy as sa
-from checking import check, env, finding, wait_counter_scraped
+from checking import check, consistent, env, finding, wait_counter_scraped
 from cli_runner import CONCERTOPS, CliRunner
 from harness import Backend, Broker, wait_for
 
@@ -29,24 +29,6 @@ def apply(cli: CliRunner, booking: Backend, command: str, *args: str) -> tuple[i
 
 def step(document: dict, step_id: str) -> dict:
     return next(s for s in document["steps"] if s["id"] == step_id)
-
-
-def consistent(booking: Backend) -> None:
-    """No seat HELD for a reservation that is not, no CONFIRMED reservation whose seat was released."""
-    assert (
-        booking.scalar(
-            "SELECT COUNT(*) FROM seat s JOIN reservation r ON r.reservation_id = s.reservation_id "
-            "WHERE s.status = 'HELD' AND r.status <> 'HELD'"
-        )
-        == 0
-    )
-    assert (
-        booking.scalar(
-            "SELECT COUNT(*) FROM reservation r JOIN seat s ON s.seat_id = r.seat_id "
-            "WHERE r.status = 'CONFIRMED' AND (s.status <> 'SOLD' OR s.reservation_id <> r.reservation_id)"
-        )
-        == 0
-    )
 
 
 OVERDUE = (

@@ -76,6 +76,8 @@ def test_overall_is_the_worst_measured_and_unknown_only_when_nothing_was() -> No
         (2.5, "s", "2.50 s"),
         (3.0, "", "3"),
         (0.125, "/s", "0.12/s"),
+        (1 / 300, "/s", "0.0033/s"),
+        (0.0, "/s", "0.00/s"),
     ],
 )
 def test_values_read_well(value: float, unit: str, text: str) -> None:

@@ -1,4 +1,5 @@
-"""The real local stack. A missing service fails the test run with its name; it is never skipped."""
+"""The real local stack, for integration tests and game days. A missing service fails the test run with its
+name; it is never skipped."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from harness import BOOTSTRAP, Backend, wait_for
 
 from concertops.devstack.components import prometheus_url
 
-SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "check-schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "check-schema.json").read_text())
 MODES = {"prometheus": prometheus_url(), "direct": "http://127.0.0.1:9"}  # 9: nothing listens (discard)
 
 
@@ -22,6 +22,7 @@ def env(booking: Backend, mode: str) -> dict[str, str]:
         "CONCERTOPS_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
         "CONCERTOPS_PROMETHEUS_URL": MODES[mode],
         "CONCERTOPS_METRICS_URLS": ",".join(f"{u}/metrics" for u in booking.urls),
+        "CONCERTOPS_BACKEND_URLS": ",".join(booking.urls),
     }
 
 
@@ -74,4 +75,22 @@ def wait_no_server_errors() -> None:
         timeout=70,
         interval=2,
         what="earlier 5xx to leave the 1 m window",
+    )
+
+
+def consistent(booking: Backend) -> None:
+    """No seat HELD for a reservation that is not, no CONFIRMED reservation whose seat was released."""
+    assert (
+        booking.scalar(
+            "SELECT COUNT(*) FROM seat s JOIN reservation r ON r.reservation_id = s.reservation_id "
+            "WHERE s.status = 'HELD' AND r.status <> 'HELD'"
+        )
+        == 0
+    )
+    assert (
+        booking.scalar(
+            "SELECT COUNT(*) FROM reservation r JOIN seat s ON s.seat_id = r.seat_id "
+            "WHERE r.status = 'CONFIRMED' AND (s.status <> 'SOLD' OR s.reservation_id <> r.reservation_id)"
+        )
+        == 0
     )
