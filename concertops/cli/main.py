@@ -15,6 +15,7 @@ from concertops.cli import (
     backend,
     check,
     config_cmd,
+    demo,
     devstack,
     doctor,
     runbook_cmds,
@@ -47,6 +48,7 @@ app.add_typer(runbooks_cmd.app, name="runbooks")
 app.add_typer(settings_cmd.app, name="settings")
 app.command("audit")(audit_cmd.audit)
 app.command("triage")(triage.triage)
+app.command("demo")(demo.demo)
 
 # One command per manual entry, so on-call muscle memory is `concertops b2`.
 RUNBOOK_COMMANDS = {

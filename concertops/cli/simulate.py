@@ -45,7 +45,8 @@ def incident(
 ) -> None:
     """Cause one incident of the manual on the reference service and wait until its runbook detects it.
 
-    What each does (on the profile's service; the legacy preset is the manual's "current" code):
+    What each does on the profile's service ("legacy" settings are the manual's "current" code; only the
+    incident's own are changed):
 
     \b
       A-1  legacy pools and locks, 400 ms seat query, 60 users on the same seat at once
@@ -58,7 +59,7 @@ def incident(
 
     The broker outages (B-1, B-4) stop the broker this state directory started (`devstack up`, `demo
     --keep`) and start it again when the simulation ends. Settings are written with operator "concertops
-    simulate"; undo them with `concertops settings preset recommended` or the runbook.
+    simulate"; the runbook's --apply undoes them (or `concertops settings rollback VERSION`).
 
     Exit codes: 0 detected (or, with --until timeout, detected at some point), 2 not detected in time,
     3 the incident could not be caused.

@@ -12,6 +12,8 @@ def judge(signal: Signal, observed: Observation) -> Finding:
 
     A threshold is crossed when the value is strictly beyond it (``> warning``, or ``< warning`` for a
     floor), as the manual writes its checks ("pool usage > 80%")."""
+    if observed.not_applicable:
+        return _finding(signal, observed, Status.OK, None, f"not applicable: {observed.not_applicable}")
     if observed.error is not None:
         return _finding(signal, observed, Status.UNKNOWN, None, f"not measured: {observed.error}")
     value = observed.value

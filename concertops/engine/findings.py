@@ -19,6 +19,9 @@ class Observation:
     error: str | None = None
     rows: tuple[tuple[Any, ...], ...] = ()  # evidence rows (SQL detail queries)
     history: tuple[float, ...] = ()  # the last 30 minutes, for the sparkline
+    not_applicable: str = (
+        ""  # why this deployment cannot have the signal (e.g. MySQL's processlist on SQLite)
+    )
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,10 @@ class Signal:
     query: str = ""
     column: int = 0
     detail: str = ""  # rows shown as evidence when the signal is not OK
+    # On SQLite (the embedded default): the same question in SQLite's words, or why it has no answer there.
+    sqlite_query: str = ""
+    sqlite_detail: str = ""
+    mysql_only: str = ""
     # kafka
     group: str = ""
     topic: str = ""
@@ -164,6 +168,9 @@ def parse_signal(raw: Any, where: str) -> Signal:
         common["query"] = _text(raw, "query", where)
         common["column"] = int(raw.get("column", 0))
         common["detail"] = str(raw.get("detail", ""))
+        common["sqlite_query"] = str(raw.get("sqlite_query", ""))
+        common["sqlite_detail"] = str(raw.get("sqlite_detail", ""))
+        common["mysql_only"] = str(raw.get("mysql_only", ""))
     elif kind == "kafka_lag":
         common["group"], common["topic"] = _text(raw, "group", where), _text(raw, "topic", where)
     else:

@@ -24,6 +24,7 @@ from concertops.errors import UsageError
 from concertops.simulate.service import Service, SimulationError
 
 Say = Callable[[str], None]
+LOCKS = ("lock_ttl_ms", "lock_wait_ms", "lock_retry_ms")
 
 
 @dataclass
@@ -98,8 +99,8 @@ def _fresh_queue(svc: Service, run: Run) -> None:
 
 def _a1(svc: Service, run: Run) -> None:
     _fresh_queue(svc, run)
-    svc.settings("legacy", db_query_delay_ms=400, max_active_tokens=200)
-    run.did("legacy preset (pool of 10, lock wait 3 s) with 400 ms added to the seat query inside the lock")
+    svc.settings((*LOCKS, "db_pool_size"), db_query_delay_ms=400, max_active_tokens=200)
+    run.did("legacy pool of 10 and seat locks (wait 3 s), 400 ms added to the seat query inside the lock")
     schedule = svc.new_schedule(seats=200)
     tokens = svc.active_tokens(_users(60))
     run.did(f"60 users let in at once (max_active_tokens=200) on schedule {schedule}")
@@ -118,7 +119,6 @@ def _a1(svc: Service, run: Run) -> None:
 
 def _a2(svc: Service, run: Run) -> None:
     _fresh_queue(svc, run)
-    svc.settings("legacy")
     schedule = svc.new_schedule(seats=2)
     users = _users(3)
     svc.hold_each(users[:2], schedule)
@@ -134,8 +134,8 @@ def _a2(svc: Service, run: Run) -> None:
 
 def _a3(svc: Service, run: Run) -> None:
     _fresh_queue(svc, run)
-    svc.settings("legacy", max_active_tokens=1)
-    run.did("legacy preset (activation polled every 5 s, no event activation) with max_active_tokens=1")
+    svc.settings(("event_activation", "queue_activation_interval_s"), max_active_tokens=1)
+    run.did("legacy queue: activation polled every 5 s, no event activation; max_active_tokens=1")
     users = _users(11)
     svc.active_tokens(users[:1])
     svc.issue_tokens(users[1:])
@@ -191,8 +191,8 @@ def _b1(svc: Service, run: Run) -> None:
     # A short send timeout so each failed payment answers in 0.5 s; the producer never gives up on the
     # broker (no "disconnected" state), as the manual's direct publish keeps trying.
     _fresh_queue(svc, run)
-    svc.settings("legacy", kafka_send_timeout_ms=500, producer_disconnect_after_s=300)
-    run.did("legacy preset: payments publish payment.completed directly, inside the request")
+    svc.settings(("publish_mode",), kafka_send_timeout_ms=500, producer_disconnect_after_s=300)
+    run.did("legacy publishing: payments send payment.completed directly, inside the request")
     holds = svc.hold_each(_users(40), svc.new_schedule(seats=40))
     run.did("40 users hold a seat each, about to pay")
     _outage(svc, run)
@@ -204,8 +204,8 @@ def _b1(svc: Service, run: Run) -> None:
 def _b2(svc: Service, run: Run) -> None:
     from concertops.contract.schema import reservation, seat
 
-    svc.settings("legacy")
-    run.did("legacy preset: blocking expiry consumer (commits, then sleeps), no sweep")
+    svc.settings(("expiry_consumer_mode", "expiry_sweep_interval_s"))
+    run.did("legacy expiry: blocking consumer (commits, then sleeps), no sweep")
     schedule = svc.new_schedule(seats=40)
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     users = iter(_users(40))
@@ -243,17 +243,18 @@ def _b3(svc: Service, run: Run) -> None:
             "B-3 needs MySQL/MariaDB: idle connections live in its processlist, SQLite has none",
             "run it against the devstack (concertops devstack up)",
         )
-    svc.settings("legacy")
-    run.did("legacy preset: the driver's default pool of 10 per instance")
+    svc.settings(("db_pool_size",))
+    run.did("legacy pool: the driver's default of 10 connections per instance")
     pid = idle_holder.spawn(str(svc.profile.database_url), count=55, seconds=600)
     run.did(f"55 connections of the app's database user opened and left idle (pid {pid}, gone in 10 min)")
 
 
 def _b4(svc: Service, run: Run) -> None:
     _fresh_queue(svc, run)
-    svc.settings("legacy", producer_disconnect_after_s=1)
+    svc.settings(("publish_mode", "producer_disconnected"), producer_disconnect_after_s=1)
     run.did(
-        "legacy preset: a disconnected producer drops events (skip), and counts as disconnected after 1 s"
+        "legacy producer: direct publishing that drops events while disconnected (skip); "
+        "disconnected after 1 s"
     )
     holds = svc.hold_each(_users(20), svc.new_schedule(seats=20))
     run.did("20 users hold a seat each, about to pay")

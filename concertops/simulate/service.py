@@ -48,17 +48,15 @@ class Service:
         self.engine.dispose()
 
     # -- operators ------------------------------------------------------------------------------------------
-    def settings(self, preset: str | None = None, **changes: object) -> None:
-        """Write a preset and/or settings (history says who: ``concertops simulate``), then wait until every
-        instance runs them."""
+    def settings(self, legacy: tuple[str, ...] = (), **changes: object) -> None:
+        """The manual's "current" (legacy) value of each setting in ``legacy``, and ``changes``, written as
+        operator ``concertops simulate``; returns once every instance runs them. Only what the incident
+        needs: the other runbooks keep the state they were in."""
+        from concertops.contract.settings import PRESETS
+
+        wanted = {name: PRESETS["legacy"][name] for name in legacy} | changes
         with self.engine.begin() as conn:
-            _, version = settings_store.current(conn)
-            if preset:
-                version = max(
-                    version, settings_store.apply_preset(conn, preset, OPERATOR, "simulated incident")[0]
-                )
-            if changes:
-                version = max(version, settings_store.write(conn, changes, OPERATOR, "simulated incident")[0])
+            version, _ = settings_store.write(conn, wanted, OPERATOR, "simulated incident")
         applied, seen = wait_applied(self.profile, version, timeout_s=30)
         if not applied:
             raise SimulationError(

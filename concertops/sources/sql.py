@@ -25,20 +25,25 @@ class SqlSource:
     def observe(self, signal: Signal) -> Observation:
         import sqlalchemy as sa
 
+        query, detail = signal.query, signal.detail
+        if self.engine.dialect.name == "sqlite":
+            if signal.mysql_only:
+                return Observation(
+                    signal.name, SOURCE, query, not_applicable=f"{signal.mysql_only} on SQLite"
+                )
+            query, detail = signal.sqlite_query or query, signal.sqlite_detail or detail
         try:
             with self.engine.connect() as conn:
-                row = conn.execute(sa.text(signal.query)).first()
+                row = conn.execute(sa.text(query)).first()
                 value = None if row is None or row[signal.column] is None else float(row[signal.column])
                 rows: tuple[tuple[Any, ...], ...] = ()
-                if signal.detail:
-                    rows = tuple(
-                        tuple(r) for r in conn.execute(sa.text(signal.detail)).fetchmany(DETAIL_ROWS)
-                    )
+                if detail:
+                    rows = tuple(tuple(r) for r in conn.execute(sa.text(detail)).fetchmany(DETAIL_ROWS))
         except Exception as exc:  # SQLAlchemyError, a non-numeric column
-            return Observation(signal.name, SOURCE, signal.query, error=_describe(exc))
+            return Observation(signal.name, SOURCE, query, error=_describe(exc))
         if value is None:
             value = 0.0  # COUNT(*) over nothing, or a status variable the server does not have
-        return Observation(signal.name, SOURCE, signal.query, value=value, rows=rows)
+        return Observation(signal.name, SOURCE, query, value=value, rows=rows)
 
     def close(self) -> None:
         self.engine.dispose()
