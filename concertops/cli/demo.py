@@ -42,14 +42,14 @@ def demo(
     ),
     stop: bool = typer.Option(False, "--stop", help="Stop an environment left by --keep (give its --dir)."),
 ) -> None:
-    """Run the incident story on the embedded default (SQLite, embedded Redis, Tansu, direct scrape).
+    """The incident story on the embedded default: SQLite, embedded Redis, Tansu, direct scrape.
 
-    Starts the booking service with nothing installed, checks it healthy, causes A-3 (queue activation
-    delayed by polling) and B-2 (lost expiry events holding seats), shows `check` red with the evidence,
-    applies both runbooks, verifies, and checks green again. Everything it started is stopped at the end
-    unless --keep.
+    Starts the booking service with nothing installed, checks it healthy, causes A-3
+    (queue activation delayed by polling) and B-2 (lost expiry events holding seats),
+    shows `check` red with the evidence, applies both runbooks, verifies, and checks
+    green again. Everything it started is stopped at the end unless --keep.
 
-    Exit code: 0 when the story ends green, 2 when it does not, 3 when the environment could not start.
+    Exit code: 0 the story ends green, 2 it does not, 3 the environment could not start.
     """
     from concertops.devstack import embedded
 

@@ -105,6 +105,9 @@ def run(argv: list[str] | None = None) -> int:
         code = command.main(args=args, prog_name="concertops", standalone_mode=False)
     except typer.Exit as exc:
         code = exc.exit_code
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # typer's own Ctrl-C exit (130): ours is 3
+            _error("interrupted")
+            code = UNKNOWN
     except typer.Abort:
         _error("aborted")
         code = UNKNOWN

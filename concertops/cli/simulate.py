@@ -43,26 +43,26 @@ def incident(
     timeout: float = typer.Option(90.0, min=5, max=3600, help="Longest time to wait, in seconds."),
     output_format: Format = typer.Option(Format.table, "--format", help="table or json."),
 ) -> None:
-    """Cause one incident of the manual on the reference service and wait until its runbook detects it.
+    """Cause one incident of the manual on the reference service, until its runbook detects it.
 
-    What each does on the profile's service ("legacy" settings are the manual's "current" code; only the
-    incident's own are changed):
+    Only the incident's own settings take the manual's "current" (legacy) values:
 
     \b
-      A-1  legacy pools and locks, 400 ms seat query, 60 users on the same seat at once
+      A-1  legacy pool and locks, 400 ms seat query, 60 users on one seat at once
       A-2  a schedule sold out, one user retrying it 8 requests at a time
       A-3  max_active_tokens=1, 1 user ACTIVE and 10 WAITING on 5 s polling
-      B-1  direct publishing, the Kafka broker stopped while 40 users pay (500s)
-      B-2  40 holds left HELD past their expiry (their expiry messages lost), no sweep
-      B-3  pool of 10, 55 connections of the app's user left idle by a detached client
-      B-4  producer set to drop when disconnected, broker stopped while 20 users pay (201s)
+      B-1  direct publishing, the broker stopped while 40 users pay (500s)
+      B-2  40 holds left HELD past their expiry (expiry messages lost), no sweep
+      B-3  pool of 10, 55 idle connections of the app's user (a detached client)
+      B-4  drop-when-disconnected producer, broker stopped while 20 users pay
 
-    The broker outages (B-1, B-4) stop the broker this state directory started (`devstack up`, `demo
-    --keep`) and start it again when the simulation ends. Settings are written with operator "concertops
-    simulate"; the runbook's --apply undoes them (or `concertops settings rollback VERSION`).
+    B-1 and B-4 stop the broker this state directory started (`devstack up`,
+    `demo --keep`) and start it again at the end. Settings are written as operator
+    "concertops simulate" (`concertops settings history`); A-1's slow seat query stays
+    until `concertops settings set db_query_delay_ms=0`, as a slow database would.
 
-    Exit codes: 0 detected (or, with --until timeout, detected at some point), 2 not detected in time,
-    3 the incident could not be caused.
+    Exit codes: 0 detected (with --until timeout: at some point), 2 not detected
+    in time, 3 the incident could not be caused.
     """
     from concertops.simulate.incidents import recipe, simulate
 

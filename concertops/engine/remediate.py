@@ -163,45 +163,70 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
             audit.record("confirm", "confirmation", {}, "refused", 0, "the operator did not confirm")
             raise ConfirmationRefused("not confirmed: nothing was changed")
         try:
-            lock = RunLock(engine, runbook.id, f"{audit.operator} (run {audit.run_id[:8]})").__enter__()
-        except ConcertopsError as refused:
-            audit.record("lock", "take the apply lock", {}, "refused", 0, str(refused))
-            raise
-        if lock.connection_id is not None:
-            ctx.own_connections.add(int(lock.connection_id))
-        try:
-            _run_steps(result, actions, ctx, audit, ui)
-        finally:
-            lock.__exit__(None, None, None)
-        if options.dry_run or result.failed:
-            return result
-        try:
-            versions = [
-                r.outcome.settings_version for r in result.steps if r.outcome and r.outcome.settings_version
-            ]
-            if versions:
-                _wait_applied(result, profile, max(versions), ui)
-            if not result.failed:
-                result.after = _verify(profile, runbook, options, ui)
+            return _locked_run(result, actions, ctx, audit, profile, runbook, options, ui)
         except KeyboardInterrupt:
-            audit.record("verify", "probe again", {}, "interrupted", None, "Ctrl-C before the verdict")
-            ran = ", ".join(r.step.id for r in result.steps)
+            # Between two steps, or while the lock was being taken or given back: the steps that ran are
+            # committed; say which (a Ctrl-C inside a step or the verification is reported where it hit).
+            audit.record("apply", "Ctrl-C", {}, "interrupted", None, "Ctrl-C between steps")
+            done = [r.step.id for r in result.steps if r.outcome is not None and r.outcome.result == "ok"]
             raise ApplyInterrupted(
-                f"interrupted while verifying; every step had run ({ran})",
-                f"see where it stands: concertops check {runbook.id}",
+                f"interrupted; steps completed: {', '.join(done) or 'none'}",
+                f"see concertops audit --run {audit.run_id[:8]}",
             ) from None
-        if result.after is not None:
-            audit.record(
-                "verify",
-                f"probe again over {options.verify_window}",
-                {"window": options.verify_window},
-                "ok" if result.after.status is Status.OK else "failed",
-                None,
-                f"{before.status.name} → {result.after.status.name}: {result.after.verdict}",
-            )
-        return result
     finally:
         engine.dispose()
+
+
+def _locked_run(
+    result: ApplyResult,
+    actions: list[Action],
+    ctx: Context,
+    audit: AuditLog,
+    profile: Profile,
+    runbook: Runbook,
+    options: Options,
+    ui: Ui,
+) -> ApplyResult:
+    """Take the lock, run the steps, wait until the instances apply them, verify."""
+    before = result.before
+    try:
+        lock = RunLock(ctx.engine, runbook.id, f"{audit.operator} (run {audit.run_id[:8]})").__enter__()
+    except ConcertopsError as refused:
+        audit.record("lock", "take the apply lock", {}, "refused", 0, str(refused))
+        raise
+    if lock.connection_id is not None:
+        ctx.own_connections.add(int(lock.connection_id))
+    try:
+        _run_steps(result, actions, ctx, audit, ui)
+    finally:
+        lock.__exit__(None, None, None)
+    if options.dry_run or result.failed:
+        return result
+    try:
+        versions = [
+            r.outcome.settings_version for r in result.steps if r.outcome and r.outcome.settings_version
+        ]
+        if versions:
+            _wait_applied(result, profile, max(versions), ui)
+        if not result.failed:
+            result.after = _verify(profile, runbook, options, ui)
+    except KeyboardInterrupt:
+        audit.record("verify", "probe again", {}, "interrupted", None, "Ctrl-C before the verdict")
+        ran = ", ".join(r.step.id for r in result.steps)
+        raise ApplyInterrupted(
+            f"interrupted while verifying; every step had run ({ran})",
+            f"see where it stands: concertops check {runbook.id}",
+        ) from None
+    if result.after is not None:
+        audit.record(
+            "verify",
+            f"probe again over {options.verify_window}",
+            {"window": options.verify_window},
+            "ok" if result.after.status is Status.OK else "failed",
+            None,
+            f"{before.status.name} → {result.after.status.name}: {result.after.verdict}",
+        )
+    return result
 
 
 def _run_steps(result: ApplyResult, actions: list[Action], ctx: Context, audit: AuditLog, ui: Ui) -> None:

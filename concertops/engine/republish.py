@@ -283,11 +283,14 @@ class RepublishPayments:
                     if failed:
                         return sent, failed, last
                     if not acked:
-                        if not backlog(conn):
+                        # In a transaction of its own: the next batch must begin on a clean connection.
+                        with conn.begin():
+                            left = backlog(conn)
+                        if not left:
                             break
                         idle_since = idle_since or time.monotonic()
                         if time.monotonic() - idle_since > IDLE_WAIT_S:
-                            ctx.note(f"{backlog(conn)} event(s) still held by another sender; left to it")
+                            ctx.note(f"{left} event(s) still held by another sender; left to it")
                             break
                         time.sleep(0.2)
                         continue

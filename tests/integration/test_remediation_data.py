@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from checking import check, consistent, env, finding, wait_counter_scraped
 from cli_runner import CONCERTOPS, CliRunner
-from harness import Backend, Broker, wait_for
+from harness import BOOTSTRAP, Backend, Broker, wait_for
 
 from concertops.devstack.components import HOST, MARIADB_PORT
 
@@ -343,3 +343,41 @@ def test_republish_survives_a_broker_killed_mid_run(cli: CliRunner, booking: Bac
 def _brokers_back(broker: Broker) -> None:
     """Every test here may stop the broker; each starts with it running."""
     broker.start()
+
+
+def test_republish_waits_for_rows_another_sender_holds(booking: Backend) -> None:
+    """The service's relay can hold every PENDING row (FOR UPDATE SKIP LOCKED) when re-publish starts: it
+    waits for them to come free, then sends them (a game day saw it fail on its second batch instead)."""
+    from datetime import UTC, datetime
+
+    from concertops.config import Profile
+    from concertops.contract.events import outbox_row
+    from concertops.contract.names import TOPIC_PAYMENT_COMPLETED
+    from concertops.contract.schema import outbox_event
+    from concertops.engine.actions import Context
+    from concertops.engine.findings import Step
+    from concertops.engine.republish import RepublishPayments
+    from concertops.sources.producer import Producer
+
+    event = f"gameday-race-{time.time_ns()}"
+    at = datetime.now(UTC).replace(tzinfo=None)
+    with booking.engine.begin() as conn:
+        conn.execute(
+            outbox_event.insert().values(**outbox_row(TOPIC_PAYMENT_COMPLETED, 1, {"event_id": event}, at))
+        )
+    holder = pymysql.connect(host=HOST, port=MARIADB_PORT, user="root", database=booking.engine.url.database)
+    holder.begin()
+    holder.cursor().execute("SELECT * FROM outbox_event WHERE event_id = %s FOR UPDATE", (event,))
+    release = threading.Timer(1.5, holder.rollback)  # the other sender lets go
+    release.start()
+    profile = Profile(
+        name="tests", kafka_bootstrap_servers=BOOTSTRAP, database_url=str(booking.profile.database_url)
+    )
+    ctx = Context(profile, booking.engine, dry_run=False, operator="t", reason="t")
+    action = RepublishPayments(Step("republish-missed", "t", "republish payment events"))
+    _, failed, _ = action._publish(ctx, Producer(BOOTSTRAP), 1, 10, 100.0)
+    release.join()
+    holder.close()
+    assert failed == 0
+    # Sent by re-publish or by the service's relay, whichever took the row first.
+    assert booking.scalar("SELECT status FROM outbox_event WHERE event_id = :e", e=event) == "PUBLISHED"
