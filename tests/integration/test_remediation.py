@@ -341,6 +341,8 @@ def test_ctrl_c_while_verifying_reports_what_was_applied(cli: CliRunner, booking
         what="the oldest WAITING token to pass 10 s",
     )
     wait_scraped(booking, "max(queue_oldest_waiting_age_seconds) > bool 10", 1.0)
+    # This run's rows only: an earlier test's A-3 apply a minute ago must not release the Ctrl-C early.
+    before = booking.scalar("SELECT COALESCE(MAX(audit_id), 0) FROM remediation_audit")
     proc = subprocess.Popen(
         [CONCERTOPS, "a3", "--apply", "--yes"],
         stdout=subprocess.PIPE,
@@ -352,7 +354,8 @@ def test_ctrl_c_while_verifying_reports_what_was_applied(cli: CliRunner, booking
         lambda: (
             booking.scalar(
                 "SELECT COUNT(*) FROM remediation_audit WHERE runbook = 'A-3' AND step = 'activate-now' "
-                "AND result = 'ok' AND started_at > NOW() - INTERVAL 1 MINUTE"
+                "AND result = 'ok' AND audit_id > :before",
+                before=before,
             )
             > 0
         ),
