@@ -69,9 +69,16 @@ def incident(
     chosen = recipe(incident_id)
     profile = OPTIONS.load_profile()
     quiet = output_format is Format.json
-    say = (lambda _text: None) if quiet else (lambda text: console.err().print(f"  [dim]·[/] {text}"))
-    if not quiet:
-        console.err().print(f"[bold]{chosen.id}[/] — {chosen.title}: {chosen.story}")
+    told: list[str] = []
+
+    def say(text: str) -> None:
+        if quiet:
+            return
+        if not told:  # the heading comes with the first thing done: a refusal before it stays one line
+            console.err().print(f"[bold]{chosen.id}[/] — {chosen.title}: {chosen.story}")
+        told.append(text)
+        console.err().print(f"  [dim]·[/] {text}")
+
     with console.err().status(f"causing {chosen.id}…") as status:
 
         def waiting(elapsed: float, _result: object) -> None:

@@ -1,10 +1,10 @@
 """`concertops simulate incident ID`: drive the reference service into one incident of the manual, as the
 manual tells it, and keep it going until the runbook's own detection sees it (or the time is up).
 
-Each recipe causes the incident through the service's settings (the ``legacy`` preset is the manual's
-"current" code), its HTTP API (users holding, paying, retrying), the contract's tables (a schedule to book),
-and — for a Kafka outage — the broker this state directory started. Traffic that the detection needs to see
-keeps running in the background until then.
+Each recipe causes the incident through the service's settings (only the incident's own, at the manual's
+"current" legacy values), its HTTP API (users holding, paying, retrying), the contract's tables (a schedule
+to book), and — for a Kafka outage — the broker this state directory started. Traffic that the detection
+needs to see keeps running in the background until then.
 """
 
 from __future__ import annotations
@@ -358,10 +358,13 @@ class Outcome:
 
 
 def recipe(incident: str) -> Recipe:
-    key = incident.upper()
-    if key not in RECIPES:
-        raise UsageError(f"unknown incident '{incident}'", f"use one of: {', '.join(RECIPES)}")
-    return RECIPES[key]
+    """The recipe of ``incident``, written as the runbooks accept it (B-3, b3, B3)."""
+    from concertops.runbooks.pages import normalise_id
+
+    try:
+        return RECIPES[normalise_id(incident)]
+    except (ValueError, KeyError):
+        raise UsageError(f"unknown incident '{incident}'", f"use one of: {', '.join(RECIPES)}") from None
 
 
 def simulate(
