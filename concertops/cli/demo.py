@@ -18,6 +18,8 @@ from concertops.cli import console
 from concertops.errors import UsageError
 
 if TYPE_CHECKING:  # the engine (SQLAlchemy and all) loads only when the demo runs
+    from concertops.config import Profile
+    from concertops.devstack.embedded import Embedded
     from concertops.engine.remediate import Tuning
 
 # A-3 and B-2: both harms stay visible between two looks (a waiting queue, seats held past expiry), which
@@ -98,13 +100,11 @@ def _chapter(number: str, title: str) -> None:
     console.out().rule(f"[bold]{number}[/]  {title}", align="left")
 
 
-def _check(profile: object, say_not_applicable: bool = False) -> int:
+def _check(profile: Profile, say_not_applicable: bool = False) -> int:
     from concertops.cli import render
-    from concertops.config import Profile
     from concertops.engine.check import run_check
     from concertops.runbooks.registry import all_runbooks
 
-    assert isinstance(profile, Profile)
     report = run_check(profile, all_runbooks(), timeout_s=5.0)
     render.table(report, show_ok_findings=False)
     if say_not_applicable:
@@ -120,11 +120,9 @@ def _check(profile: object, say_not_applicable: bool = False) -> int:
     return int(report.exit_code)
 
 
-def _cause(number: str, profile: object, story: Told) -> None:
-    from concertops.config import Profile
+def _cause(number: str, profile: Profile, story: Told) -> None:
     from concertops.simulate.incidents import recipe, simulate
 
-    assert isinstance(profile, Profile)
     chosen = recipe(story.incident)
     _chapter(number, f"Cause {chosen.id}: {chosen.title}")
     out = console.out()
@@ -140,13 +138,11 @@ def _cause(number: str, profile: object, story: Told) -> None:
         out.print(f"  [yellow]{chosen.id} was not detected within 60 s[/]")
 
 
-def _apply(profile: object, story: Told) -> None:
+def _apply(profile: Profile, story: Told) -> None:
     from concertops.cli import apply_view
-    from concertops.config import Profile
     from concertops.engine.remediate import Options, remediate
     from concertops.runbooks.registry import get
 
-    assert isinstance(profile, Profile)
     out = console.out()
     args = APPLY_ARGS.get(story.incident, ())
     command = " ".join(["concertops", story.incident.lower().replace("-", ""), "--apply", "--yes", *args])
@@ -198,10 +194,7 @@ def _summary(stories: list[Told], healthy: bool, seconds: float) -> None:
     out.print(f"demo finished in {seconds:.0f} s: {verdict}")
 
 
-def _kept(env: object) -> None:
-    from concertops.devstack.embedded import Embedded
-
-    assert isinstance(env, Embedded)
+def _kept(env: Embedded) -> None:
     out = console.out()
     out.print("\nThe environment keeps running. Point concertops at it with:")
     for key, value in env.environment().items():

@@ -7,12 +7,16 @@ import subprocess
 import sys
 import time
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import typer
 
 from concertops.cli import console
 from concertops.cli.state import OPTIONS
 from concertops.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from concertops.simulate.incidents import Outcome
 
 app = typer.Typer(
     help="Drive the booking service: the incident manual's incidents and load scenarios.",
@@ -92,13 +96,11 @@ def incident(
     raise typer.Exit(0 if outcome.detected else 2)
 
 
-def _render_outcome(outcome: object) -> None:
+def _render_outcome(outcome: Outcome) -> None:
     from rich.table import Table
 
     from concertops.engine.evaluate import format_value
-    from concertops.simulate.incidents import Outcome
 
-    assert isinstance(outcome, Outcome)
     out = console.out()
     if not outcome.detected:
         out.print(

