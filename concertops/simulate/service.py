@@ -145,25 +145,17 @@ class Service:
         with self.engine.connect() as conn:
             return conn.execute(sa.text(sql), params).scalar()
 
-    def metric(self, name: str, labels: dict[str, str] | None = None) -> list[float]:
-        """``name`` summed over ``labels`` on each instance's /metrics (instances that answer)."""
-        from prometheus_client.parser import text_string_to_metric_families
+    def metric(self, name: str) -> list[float]:
+        """``name`` summed on each instance's /metrics (instances that answer)."""
+        from concertops.sources.scrape import fetch_samples
 
         values = []
         for url in self.profile.metrics_urls:
             try:
-                text = self.http.get(url, timeout=5).raise_for_status().text
+                samples = fetch_samples(url, timeout_s=5)
             except httpx.HTTPError:
                 continue
-            values.append(
-                sum(
-                    sample.value
-                    for family in text_string_to_metric_families(text)
-                    for sample in family.samples
-                    if sample.name == name
-                    and all(sample.labels.get(k) == v for k, v in (labels or {}).items())
-                )
-            )
+            values.append(sum(value for sample, _labels, value in samples if sample == name))
         return values
 
     def wait_metric(

@@ -35,18 +35,18 @@ def wait_applied(profile: Profile, version: int, timeout_s: float) -> tuple[bool
 
 def _from_endpoints(urls: tuple[str, ...], timeout_s: float) -> dict[str, int]:
     import httpx
-    from prometheus_client.parser import text_string_to_metric_families
+
+    from concertops.sources.scrape import fetch_samples
 
     seen: dict[str, int] = {}
     for url in urls:
         try:
-            text = httpx.get(url, timeout=timeout_s).raise_for_status().text
+            samples = fetch_samples(url, timeout_s)
         except httpx.HTTPError:
             continue
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == SETTINGS_VERSION:
-                    seen[redact_url(url)] = int(sample.value)
+        for name, _labels, value in samples:
+            if name == SETTINGS_VERSION:
+                seen[redact_url(url)] = int(value)
     return seen
 
 

@@ -115,19 +115,24 @@ class ScrapeSource:
         return Snapshot(time.monotonic(), tuple(samples for samples, error in results if not error))
 
     def _fetch(self, url: str) -> tuple[tuple[Sample, ...], str]:
-        import httpx
-        from prometheus_client.parser import text_string_to_metric_families
-
         try:
-            text = httpx.get(url, timeout=self.timeout_s).raise_for_status().text
-            samples = tuple(
-                (s.name, dict(s.labels), float(s.value))
-                for family in text_string_to_metric_families(text)
-                for s in family.samples
-            )
+            return fetch_samples(url, self.timeout_s), ""
         except Exception as exc:  # httpx errors, a page that is not Prometheus text
             return (), redact_text(f"{redact_url(url)}: {type(exc).__name__}")
-        return samples, ""
+
+
+def fetch_samples(url: str, timeout_s: float) -> tuple[Sample, ...]:
+    """Every sample of one ``/metrics`` page; raises httpx.HTTPError (or ValueError for a page that is not
+    Prometheus text)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(url, timeout=timeout_s).raise_for_status().text
+    return tuple(
+        (s.name, dict(s.labels), float(s.value))
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    )
 
 
 def _needs_rate(signal: Signal) -> bool:
