@@ -25,8 +25,9 @@ from concertops.booking.db import make_engine
 from concertops.booking.schema_admin import migrate
 from concertops.config import Profile
 from concertops.engine.actions import Context
-from concertops.engine.findings import Step
 from concertops.engine.force_expire import ForceExpire
+from concertops.model.findings import Step
+from concertops.runbooks import actions as catalogue
 from concertops.sources.database import open_engine
 
 RESULTS = Path(__file__).parent / "results" / "force_expire.json"
@@ -161,9 +162,8 @@ def main() -> None:
     step = Step(
         "force-expire",
         "bench",
-        "force-expire overdue holds",
-        {},
-        {"batch": args.batch, "max_rows": args.rows},
+        "force_expire",
+        catalogue.ForceExpire(batch=args.batch, max_rows=args.rows, sleep=0.0),
     )
     action = ForceExpire(step)
     tool_engine = open_engine(url)

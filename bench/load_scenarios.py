@@ -18,14 +18,14 @@ from pathlib import Path
 import pymysql
 import redis
 
-from concertops.booking import launcher
 from concertops.booking.db import make_engine
 from concertops.booking.schema_admin import migrate
 from concertops.config import Profile
 from concertops.contract import settings_store
+from concertops.contract.discovery import state_dir
 from concertops.contract.schema import queue_token
 from concertops.contract.seeding import seed
-from concertops.devstack.paths import state_dir
+from concertops.devstack import launcher
 
 SCENARIOS = ("reservation-stress", "payment-load", "queue-spike", "concert-endurance")
 CONCERTOPS = str(Path(sys.executable).with_name("concertops"))

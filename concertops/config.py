@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from concertops.errors import ConfigError
+from concertops.model.errors import ConfigError
 from concertops.redact import redact_url
 
 FILE_NAME = "concertops.yaml"
@@ -191,7 +191,6 @@ def _from_mapping(raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
 
 
 def _devstack_metrics_urls() -> tuple[str, ...]:
-    from concertops.devstack.paths import state_dir
-    from concertops.devstack.prometheus_config import registered_targets
+    from concertops.contract.discovery import registered_targets, state_dir
 
     return tuple(f"http://{target}/metrics" for target in registered_targets(state_dir()))

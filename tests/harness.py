@@ -13,12 +13,11 @@ import httpx
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from concertops.booking import launcher
 from concertops.config import Profile
 from concertops.contract import settings_store
 from concertops.contract.schema import queue_token, reservation, seat
 from concertops.contract.seeding import seed
-from concertops.devstack import stack
+from concertops.devstack import launcher, stack
 from concertops.devstack.components import HOST, KAFKA_PORT
 
 BOOTSTRAP = f"{HOST}:{KAFKA_PORT}"

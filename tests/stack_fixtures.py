@@ -53,7 +53,7 @@ def backend(database_url: str) -> Iterator[Backend]:
     from concertops.booking.db import make_engine
     from concertops.booking.schema_admin import migrate
     from concertops.config import Profile
-    from concertops.devstack.paths import state_dir
+    from concertops.contract.discovery import state_dir
 
     # An empty broker, as after `devstack up`: events of an earlier run (another database, the same event
     # ids) would otherwise be consumed into this run's database.
@@ -101,7 +101,7 @@ def booking(backend: Backend) -> Iterator[Backend]:
 @pytest.fixture
 def broker(stack: None) -> Iterator[Broker]:
     """The devstack's broker; always running again after the test."""
-    from concertops.devstack.paths import state_dir
+    from concertops.contract.discovery import state_dir
 
     handle = Broker(state_dir())
     yield handle

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from concertops.cli import console
 from concertops.cli.render import COLOURS
-from concertops.engine.status import Status
+from concertops.model.status import Status
 
 if TYPE_CHECKING:
     from concertops.config import Profile

@@ -8,7 +8,7 @@ import typer
 
 from concertops.cli.settings_cmd import Fmt
 from concertops.cli.state import OPTIONS
-from concertops.errors import UsageError
+from concertops.model.errors import UsageError
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 

@@ -14,7 +14,7 @@ import typer
 
 from concertops.cli import console
 from concertops.cli.state import OPTIONS
-from concertops.errors import ConfigError
+from concertops.model.errors import ConfigError
 
 app = typer.Typer(help="Migrate, seed and run the reference booking service.", no_args_is_help=True)
 
@@ -62,8 +62,8 @@ def serve(
     detach: bool = typer.Option(False, help="Leave the instances running; stop them with `backend stop`."),
 ) -> None:
     """Run N instances with their workers, registered for the devstack's Prometheus scraping."""
-    from concertops.booking import launcher
-    from concertops.devstack.paths import state_dir
+    from concertops.contract.discovery import state_dir
+    from concertops.devstack import launcher
 
     root = state_dir()
     running = launcher.start(root, OPTIONS.load_profile(), instances, port)
@@ -87,8 +87,8 @@ def serve(
 @app.command()
 def stop() -> None:
     """Stop every backend instance started with `serve --detach`."""
-    from concertops.booking import launcher
-    from concertops.devstack.paths import state_dir
+    from concertops.contract.discovery import state_dir
+    from concertops.devstack import launcher
 
     root = state_dir()
     alive = set(launcher.running(root))

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from concertops.cli.state import OPTIONS
-from concertops.errors import UsageError
+from concertops.model.errors import UsageError
 
 
 class Format(StrEnum):
@@ -77,7 +77,7 @@ def check(
         except ValueError:
             raise UsageError(f"unknown runbook {raw!r}", f"use one of {', '.join(RUNBOOK_IDS)}") from None
     if window is not None:
-        from concertops.engine.signals import WINDOW_PATTERN
+        from concertops.model.signals import WINDOW_PATTERN
 
         if not WINDOW_PATTERN.match(window):
             raise UsageError(f"--window {window!r} is not a duration", "e.g. 30s, 2m")

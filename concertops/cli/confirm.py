@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from concertops.errors import UsageError
+from concertops.model.errors import UsageError
 
 if TYPE_CHECKING:
     from concertops.config import Profile

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from concertops.cli import console
-from concertops.errors import UsageError
+from concertops.model.errors import UsageError
 
 if TYPE_CHECKING:  # the engine (SQLAlchemy and all) loads only when the demo runs
     from concertops.config import Profile
@@ -169,7 +169,9 @@ def _tuning(args: tuple[str, ...]) -> Tuning:
     from concertops.engine.remediate import Tuning
 
     if args == ("--raise-tokens", "20"):
-        return Tuning(params={"more-active-tokens": {"value": 20}}, enable=frozenset({"more-active-tokens"}))
+        return Tuning(
+            overrides={"more-active-tokens": {"value": 20}}, enable=frozenset({"more-active-tokens"})
+        )
     return Tuning()
 
 

@@ -45,7 +45,7 @@ def up(
     Missing Debian packages are installed with apt-get when running as root. On any failure the components
     started by this call are stopped again, and the exit code is 3.
     """
-    from concertops.devstack.paths import state_dir
+    from concertops.contract.discovery import state_dir
     from concertops.devstack.stack import up as stack_up
 
     root = state_dir()
@@ -57,7 +57,7 @@ def up(
 @app.command()
 def down() -> None:
     """Stop only the processes the devstack started, by their recorded PIDs."""
-    from concertops.devstack.paths import state_dir
+    from concertops.contract.discovery import state_dir
     from concertops.devstack.stack import down as stack_down
 
     for state in stack_down(state_dir()):
@@ -67,7 +67,7 @@ def down() -> None:
 @app.command()
 def status() -> None:
     """One line per component: healthy or down, and whether the devstack started it. Exit 3 if any is down."""
-    from concertops.devstack.paths import state_dir
+    from concertops.contract.discovery import state_dir
     from concertops.devstack.stack import status as stack_status
 
     states = stack_status(state_dir())

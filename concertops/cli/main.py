@@ -25,7 +25,8 @@ from concertops.cli import (
     triage,
 )
 from concertops.cli.state import OPTIONS
-from concertops.errors import UNKNOWN
+from concertops.model.errors import UNKNOWN
+from concertops.runbooks.pages import RUNBOOK_IDS, load
 
 app = typer.Typer(
     name="concertops",
@@ -50,28 +51,20 @@ app.command("audit")(audit_cmd.audit)
 app.command("triage")(triage.triage)
 app.command("demo")(demo.demo)
 
-# One command per manual entry, so on-call muscle memory is `concertops b2`.
-RUNBOOK_COMMANDS = {
-    "A-1": "lock contention draining the DB pool",
-    "A-2": "sell-out 409 floods that look like errors",
-    "A-3": "queue activation delayed by polling",
-    "B-1": "Kafka outage failing payments",
-    "B-2": "lost expiry events holding seats forever",
-    "B-3": "default DB pool exhausted",
-    "B-4": "events dropped while the producer is disconnected",
-}
-for _id, _what in RUNBOOK_COMMANDS.items():
+# One command per manual entry, so on-call muscle memory is `concertops b2`; the pages say which there are.
+for _page in (load(_id) for _id in RUNBOOK_IDS):
     app.command(
-        _id.replace("-", "").lower(),
-        short_help=f"{_id}: {_what}.",
-        help=f"{_id}: {_what}.\n\nWithout options: the diagnosis with its evidence and the remediation plan "
-        f"(details: concertops runbooks show {_id}). --dry-run runs every step in a mode that changes "
-        "nothing; --apply asks, locks, runs the steps (one audit row each) and probes again.\n\n"
+        _page.id.replace("-", "").lower(),
+        short_help=f"{_page.id}: {_page.summary}.",
+        help=f"{_page.id}: {_page.summary}.\n\nWithout options: the diagnosis with its evidence and the "
+        f"remediation plan (details: concertops runbooks show {_page.id}). --dry-run runs every step "
+        "in a mode that changes nothing; --apply asks, locks, runs the steps (one audit row each) and probes "
+        "again.\n\n"
         "Exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 nothing measured. With --apply: 0 resolved and verified, "
         "1 improved but still warning, 2 still critical or a step failed, 3 could not run (refused "
         "confirmation, lock held, bad input).",
         rich_help_panel="Runbooks",
-    )(runbook_cmds.command(_id))
+    )(runbook_cmds.command(_page))
 
 
 @app.callback()
@@ -96,7 +89,7 @@ def main(
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; every failure becomes one line on stderr."""
-    from concertops.errors import ConcertopsError
+    from concertops.model.errors import ConcertopsError
     from concertops.redact import redact_text
 
     args = sys.argv[1:] if argv is None else argv

@@ -8,9 +8,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from concertops.engine.findings import Finding
 from concertops.engine.report import Report
-from concertops.engine.status import Status
+from concertops.model.findings import Finding
+from concertops.model.status import Status
 
 COLOURS = {
     Status.OK: "green",

@@ -7,7 +7,8 @@ defaults, so ``concertops a1 --help`` says what can be tuned."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,10 @@ import typer
 
 from concertops.cli.check import FORMAT_OPTION, OUTPUT_OPTION, TIMEOUT_OPTION, Format, run_report
 from concertops.cli.state import OPTIONS
-from concertops.errors import UsageError
+from concertops.model.errors import UsageError
+from concertops.model.page import Page, StepSpec
+from concertops.model.params import Knob, bounds_text, knobs, value_types
+from concertops.runbooks.actions import SetSetting
 
 APPLY = typer.Option(False, "--apply", help="Remediate: confirm, lock, run the steps (audited), verify.")
 DRY_RUN = typer.Option(
@@ -31,7 +35,7 @@ VERIFY_WINDOW = typer.Option(
     "30s", "--verify-window", help="Rate window when verifying (the incident's minutes must not count)."
 )
 
-Tuned = tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], frozenset[str]]
+Tuned = tuple[dict[str, dict[str, Any]], frozenset[str]]  # step id → knob → value; optional steps
 
 
 # Every runbook command takes these; its own options (the knobs of its steps) come first.
@@ -48,22 +52,89 @@ COMMON: tuple[tuple[str, Any, Any], ...] = (
 )
 
 
-def command(runbook_id: str) -> Callable[..., None]:
-    """The typer command of one runbook: its tuning options followed by the common ones."""
-    tune = _TUNING.get(runbook_id)
+def command(page: Page) -> Callable[..., None]:
+    """The typer command of one runbook: an option for each knob its steps' models name, then the
+    common ones. An option's default is the page's value (shown in --help); not given, the page decides."""
+    knobs = tuple(page_knobs(page))
 
     def run(**given: Any) -> None:
         common = {name: given.pop(name) for name, _kind, _option in COMMON}
-        _run(runbook_id, tuned=tune(**given) if tune else ({}, {}, frozenset()), **common)
+        overrides: dict[str, dict[str, Any]] = {}
+        enable: set[str] = set()
+        for knob in knobs:
+            value = given.pop(knob.name)
+            if value is not None:
+                overrides.setdefault(knob.step.id, {})[knob.field] = value
+                if knob.step.optional:
+                    enable.add(knob.step.id)  # giving an optional step's value asks for that step
+        _run(page.id, tuned=(overrides, frozenset(enable)), **common)
 
-    own = list(inspect.signature(tune).parameters.values()) if tune else []
-    params = own + [
+    params = [knob.parameter() for knob in knobs] + [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
         for name, kind, option in COMMON
     ]
     run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     run.__annotations__ = {param.name: param.annotation for param in params}
     return run
+
+
+@dataclass(frozen=True)
+class KnobOption:
+    """One runbook command option: a knob of one step's model."""
+
+    step: StepSpec
+    field: str
+    knob: Knob
+    kind: Any
+    option: str
+
+    @property
+    def name(self) -> str:
+        return self.option.lstrip("-").replace("-", "_")
+
+    def help(self) -> str:
+        config = self.step.config
+        value = getattr(config, self.field)
+        if isinstance(config, SetSetting):
+            bounds = bounds_text(config.min, config.max)
+            what = f"{config.setting} for this step: {self.step.title.lower()}"
+            if self.step.optional:
+                return f"{what}. An optional step: runs only when given" + (
+                    f" (limit {bounds})." if bounds else "."
+                )
+            return f"{what} (page: {value}" + (f"; limit {bounds})." if bounds else ").")
+        # The range, from the model, is shown by click itself.
+        default = "decided at run time" if value is None else f"page: {_shown(value)}"
+        return f"{self.knob.help} ({default})."
+
+    def parameter(self) -> inspect.Parameter:
+        base = next(k for k in value_types(self.kind) if k is not type(None))
+        extra: dict[str, Any] = {}
+        if base is datetime:
+            extra["formats"] = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+        if base in (int, float):
+            extra.update(min=self.knob.min, max=self.knob.max)
+        option = typer.Option(None, self.option, help=self.help(), show_default=False, **extra)
+        return inspect.Parameter(
+            self.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=base | None
+        )
+
+
+def page_knobs(page: Page) -> Iterator[KnobOption]:
+    """Every option the page's steps offer, in step order."""
+    common = {name for name, _kind, _option in COMMON}
+    for step in page.remediation:
+        spec = knobs(type(step.config))
+        for field, option in step.options.items():
+            knob, kind = spec[field]
+            found = KnobOption(step, field, knob, kind, option)
+            if found.name in common:
+                raise UsageError(f"{page.path}: step {step.id}: option {option} is a common option")
+            yield found
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _run(
@@ -78,7 +149,7 @@ def _run(
     reason: str,
     verify_timeout: float,
     verify_window: str,
-    tuned: Tuned = ({}, {}, frozenset()),
+    tuned: Tuned = ({}, frozenset()),
 ) -> None:
     if not (apply or dry_run):
         # One runbook: every signal is worth a line, healthy ones included.
@@ -90,12 +161,12 @@ def _run(
         raise UsageError("--apply and --dry-run report as table or json", "drop --output, use --format json")
     from concertops.cli import apply_view
     from concertops.engine.remediate import Options, Tuning, remediate
-    from concertops.engine.signals import WINDOW_PATTERN
+    from concertops.model.signals import WINDOW_PATTERN
     from concertops.runbooks.registry import get
 
     if not WINDOW_PATTERN.match(verify_window):
         raise UsageError(f"--verify-window {verify_window!r} is not a duration", "e.g. 30s, 2m")
-    params, limits, enable = tuned
+    overrides, enable = tuned
     options = Options(
         dry_run=dry_run,
         yes=yes,
@@ -103,7 +174,7 @@ def _run(
         timeout_s=timeout,
         verify_timeout_s=verify_timeout,
         verify_window=verify_window,
-        tuning=Tuning(params, limits, enable),
+        tuning=Tuning(overrides, enable),
     )
     ui = apply_view.TerminalUi(quiet=fmt is Format.json)
     try:
@@ -118,136 +189,3 @@ def _run(
 
         console.out().file.write(json.dumps(result.as_json(), indent=2, default=str) + "\n")
     raise typer.Exit(result.exit_code)
-
-
-def _keep(**values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _a1(
-    tokens: int = typer.Option(
-        None, "--tokens", min=1, help="max_active_tokens to cut to (page: 20; limit ≥ 10)."
-    ),
-    pool_size: int = typer.Option(
-        None,
-        "--pool-size",
-        min=1,
-        help="db_pool_size per instance (page: 30; refused beyond 50% of max_connections).",
-    ),
-    rate_limit_rps: int = typer.Option(
-        None, "--rate-limit-rps", min=1, help="Also throttle each instance to this many requests/s."
-    ),
-) -> Tuned:
-    params = {
-        "fewer-active-tokens": _keep(value=tokens),
-        "explicit-pool": _keep(value=pool_size),
-        "throttle": _keep(value=rate_limit_rps),
-    }
-    return params, {}, frozenset({"throttle"} if rate_limit_rps else set())
-
-
-def _a2(
-    max_schedules: int = typer.Option(
-        None, "--max-schedules", min=1, help="Most schedules to mark sold out in one run (page: 100)."
-    ),
-) -> Tuned:
-    return {}, {"mark-sold-out": _keep(max_schedules=max_schedules)}, frozenset()
-
-
-def _a3(
-    interval: int = typer.Option(
-        None, "--interval", min=1, help="queue_activation_interval_s for the polling fallback (page: 1)."
-    ),
-    raise_tokens: int = typer.Option(
-        None, "--raise-tokens", min=1, help="Also raise max_active_tokens to this (limit 200; watch A-1)."
-    ),
-    max_activate: int = typer.Option(
-        None, "--max-activate", min=1, help="Most WAITING tokens to activate now (page: 500)."
-    ),
-) -> Tuned:
-    params = {"shorter-period": _keep(value=interval), "more-active-tokens": _keep(value=raise_tokens)}
-    limits = {"activate-now": _keep(max_tokens=max_activate)}
-    return params, limits, frozenset({"more-active-tokens"} if raise_tokens else set())
-
-
-def _republish(step: str) -> Callable[..., Tuned]:
-    """B-1 and B-4 tune the same re-publish step (under their own step ids)."""
-
-    def tune(
-        since: datetime | None = typer.Option(
-            None,
-            "--since",
-            formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"],
-            help="Window start, UTC (default: B-4 where Prometheus saw events dropped, else the last hour).",
-        ),
-        until: datetime | None = typer.Option(
-            None, "--until", formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"], help="Window end, UTC."
-        ),
-        max_events: int = typer.Option(
-            None, "--max-events", min=1, help="Most events to rebuild in one run (page: 1000)."
-        ),
-        batch: int = typer.Option(
-            None, "--batch", min=1, max=10_000, help="Events per publish batch (page: 100)."
-        ),
-        max_rate: int = typer.Option(
-            None, "--max-rate", min=1, help="Events per second at most (page: 500)."
-        ),
-    ) -> Tuned:
-        params = {step: _keep(since=since, until=until)}
-        limits = {step: _keep(max_events=max_events, batch=batch, max_rate=max_rate)}
-        return params, limits, frozenset()
-
-    return tune
-
-
-def _b2(
-    batch_size: int = typer.Option(
-        None, "--batch-size", min=1, max=10_000, help="Holds per committed batch (page: 500)."
-    ),
-    max_rows: int = typer.Option(
-        None, "--max-rows", min=1, help="Most holds to expire in one run (page: 50000)."
-    ),
-    sleep: float = typer.Option(None, "--sleep", min=0, max=60, help="Seconds between batches (page: 0)."),
-    max_messages: int = typer.Option(
-        None, "--max-messages", min=1, help="Most DLQ messages to replay (page: 10000)."
-    ),
-    max_replays: int = typer.Option(
-        None, "--max-replays", min=1, help="Quarantine a DLQ message replayed this often already (page: 3)."
-    ),
-    replay_rate: int = typer.Option(
-        None, "--replay-rate", min=1, help="DLQ messages per second at most (page: 500)."
-    ),
-) -> Tuned:
-    limits = {
-        "force-expire": _keep(batch=batch_size, max_rows=max_rows, sleep=sleep),
-        "replay-dlq": _keep(max_messages=max_messages, max_replays=max_replays, max_rate=replay_rate),
-    }
-    return {}, limits, frozenset()
-
-
-def _b3(
-    idle_seconds: int = typer.Option(
-        None, "--idle-seconds", min=1, help="Kill only connections asleep longer (page: 10)."
-    ),
-    max_kills: int = typer.Option(
-        None, "--max-kills", min=1, max=1000, help="Most connections to kill (page: 20)."
-    ),
-    app_user: str = typer.Option(
-        None, "--app-user", help="The service's database user (default: the profile's database user)."
-    ),
-    pool_size: int = typer.Option(None, "--pool-size", min=1, help="db_pool_size per instance (page: 30)."),
-) -> Tuned:
-    params = {"kill-idle": _keep(app_user=app_user), "pool-30": _keep(value=pool_size)}
-    limits = {"kill-idle": _keep(min_idle_s=idle_seconds, max_kills=max_kills)}
-    return params, limits, frozenset()
-
-
-_TUNING: dict[str, Callable[..., Tuned]] = {
-    "A-1": _a1,
-    "A-2": _a2,
-    "A-3": _a3,
-    "B-1": _republish("republish-missed"),
-    "B-2": _b2,
-    "B-3": _b3,
-    "B-4": _republish("republish-window"),
-}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from concertops.errors import UsageError
+from concertops.model.errors import UsageError
 
 app = typer.Typer(help="Read the runbook pages (runbooks/A-1.md …).", no_args_is_help=True)
 

@@ -129,7 +129,7 @@ def preset(
 ) -> None:
     """Apply a preset: every setting to its value in that preset."""
     from concertops.contract import settings as specs
-    from concertops.errors import UsageError
+    from concertops.model.errors import UsageError
 
     if name not in specs.PRESETS:
         raise UsageError(f"unknown preset '{name}'", f"use one of: {', '.join(specs.PRESETS)}")

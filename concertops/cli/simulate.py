@@ -13,7 +13,7 @@ import typer
 
 from concertops.cli import console
 from concertops.cli.state import OPTIONS
-from concertops.errors import ConfigError, UsageError
+from concertops.model.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from concertops.simulate.incidents import Outcome
@@ -99,7 +99,7 @@ def incident(
 def _render_outcome(outcome: Outcome) -> None:
     from rich.table import Table
 
-    from concertops.engine.evaluate import format_value
+    from concertops.model.evaluate import format_value
 
     out = console.out()
     if not outcome.detected:

@@ -8,7 +8,7 @@ import typer
 
 from concertops.cli.check import TableOrJson
 from concertops.cli.state import OPTIONS
-from concertops.errors import ConfigError, SourceUnreachable
+from concertops.model.errors import ConfigError, SourceUnreachable
 
 Fmt = TableOrJson
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from concertops.errors import UsageError
+from concertops.model.errors import UsageError
 
 Value = int | bool | str
 

@@ -85,7 +85,7 @@ def write(
 
 def apply_preset(conn: sa.Connection, preset: str, operator: str, reason: str) -> tuple[int, list[Change]]:
     if preset not in specs.PRESETS:
-        from concertops.errors import UsageError
+        from concertops.model.errors import UsageError
 
         raise UsageError(f"unknown preset '{preset}'", f"use one of: {', '.join(specs.PRESETS)}")
     return write(conn, specs.PRESETS[preset], operator, reason)

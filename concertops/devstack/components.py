@@ -11,7 +11,7 @@ from pathlib import Path
 
 from concertops.devstack import probes
 from concertops.devstack.prometheus_config import write_config
-from concertops.errors import DevstackError
+from concertops.model.errors import DevstackError
 
 HOST = "127.0.0.1"
 MARIADB_PORT = 3306

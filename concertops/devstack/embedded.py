@@ -14,7 +14,7 @@ from pathlib import Path
 from concertops.config import Profile
 from concertops.devstack import probes, processes
 from concertops.devstack.components import HOST, create_topics, tansu_binary
-from concertops.errors import DevstackError
+from concertops.model.errors import DevstackError
 
 REDIS, BROKER = "redis", "kafka"
 INSTANCES = 2
@@ -41,10 +41,10 @@ class Embedded:
 
 def start(root: Path, seats: int = 50, step: Callable[[str], None] = lambda _: None) -> Embedded:
     """Start everything under ``root`` (stopping what started if a later part fails)."""
-    from concertops.booking import launcher
     from concertops.booking.db import make_engine
     from concertops.booking.schema_admin import migrate
     from concertops.contract.seeding import seed
+    from concertops.devstack import launcher
 
     root.mkdir(parents=True, exist_ok=True)
     try:
@@ -95,7 +95,7 @@ def start(root: Path, seats: int = 50, step: Callable[[str], None] = lambda _: N
 
 def stop(root: Path) -> list[str]:
     """Stop every process started under ``root``: the instances first, then the broker and Redis."""
-    from concertops.booking import launcher
+    from concertops.devstack import launcher
 
     stopped = launcher.stop(root, launcher.recorded(root))
     for name in (BROKER, REDIS):

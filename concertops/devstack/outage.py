@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
+from concertops.contract.discovery import state_dir
 from concertops.devstack import probes, processes
-from concertops.devstack.paths import state_dir
-from concertops.errors import DevstackError
+from concertops.model.errors import DevstackError
 
 BROKER = "kafka"
 

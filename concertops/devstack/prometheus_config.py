@@ -3,21 +3,21 @@ through files (``targets/*.json``) so instances can come and go without a reload
 
 from __future__ import annotations
 
-import json
 import os
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from concertops.devstack.paths import targets_dir
+from concertops.contract.discovery import targets_dir
 
 BOOKING_JOB = "booking"
 
 
 def alerts_dir() -> Path | None:
-    """Rule files to load: ``$CONCERTOPS_ALERTS_DIR``, else the source tree's ``alerts/``."""
+    """Rule files to load: ``$CONCERTOPS_ALERTS_DIR``, else the rules shipped in the package."""
     explicit = os.environ.get("CONCERTOPS_ALERTS_DIR")
-    candidate = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "alerts"
+    candidate = Path(explicit) if explicit else Path(str(resources.files("concertops") / "alerts"))
     return candidate if candidate.is_dir() else None
 
 
@@ -41,29 +41,3 @@ def write_config(root: Path, host: str, port: int, mysqld_port: int, redis_port:
     path = root / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
-
-
-def register_target(root: Path, name: str, address: str, labels: dict[str, str] | None = None) -> Path:
-    """Announce a backend instance (``host:port``) to Prometheus; written atomically."""
-    folder = targets_dir(root)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps([{"targets": [address], "labels": labels or {}}]), encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-def unregister_target(root: Path, name: str) -> None:
-    (targets_dir(root) / f"{name}.json").unlink(missing_ok=True)
-
-
-def registered_targets(root: Path) -> list[str]:
-    out: list[str] = []
-    for path in sorted(targets_dir(root).glob("*.json")):
-        try:
-            for group in json.loads(path.read_text(encoding="utf-8")):
-                out.extend(group.get("targets", []))
-        except (OSError, ValueError):
-            continue
-    return out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from concertops.devstack import processes
 from concertops.devstack.components import COMPONENTS, HOST, MARIADB_PORT, Component, by_name, prometheus_url
-from concertops.errors import DevstackError
+from concertops.model.errors import DevstackError
 
 Report = Callable[["ComponentState"], None]
 

@@ -9,7 +9,6 @@ nothing and says so.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,8 +20,9 @@ from concertops.contract import names, settings_store
 from concertops.contract import settings as specs
 from concertops.contract.schema import queue_token, schedule, seat
 from concertops.engine import settings_ops
-from concertops.engine.findings import Step
-from concertops.errors import UsageError
+from concertops.model.errors import UsageError
+from concertops.model.findings import Step
+from concertops.runbooks import actions as catalogue
 from concertops.sources.database import is_mysql
 from concertops.sources.instances import applied_versions
 
@@ -75,30 +75,21 @@ class Action(Protocol):
 
 
 # -- settings ------------------------------------------------------------------------------------------
-_ASSIGN = re.compile(r"([a-z_]+)=(\S+)")
-
-
 @dataclass
 class SetSettings:
-    """``set NAME=VALUE …`` or ``set NAME`` with ``params.value``; ``limits.min``/``max`` bound the value."""
+    """``set_settings`` (fixed values) or ``set_setting`` (one tunable value within the step's limits)."""
 
     step: Step
     changes: dict[str, specs.Value] = field(default_factory=dict)
 
+    def _assignments(self) -> dict[str, Any]:
+        config = self.step.config
+        if isinstance(config, catalogue.SetSetting):
+            return {config.setting: config.value}
+        return dict(config.settings)
+
     def prepare(self, ctx: Context) -> str:
-        words = self.step.action.split()[1:]
-        raw: dict[str, Any] = {}
-        for word in words:
-            found = _ASSIGN.fullmatch(word)
-            if found:
-                raw[found[1]] = found[2]
-            else:
-                raw[word] = self.step.params.get("value")
-        for name in raw:
-            # An operator's override (e.g. --tokens 15) replaces the page's value for that setting.
-            if name in self.step.params:
-                raw[name] = self.step.params[name]
-        self.changes = settings_ops.parse_assignments([f"{k}={v}" for k, v in raw.items()])
+        self.changes = settings_ops.parse_assignments([f"{k}={v}" for k, v in self._assignments().items()])
         for name, value in self.changes.items():
             _within_limits(self.step, name, value)
             if name == "db_pool_size" and isinstance(value, int):
@@ -126,7 +117,7 @@ class SetSettings:
 def _within_limits(step: Step, name: str, value: specs.Value) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         return
-    low, high = step.limits.get("min"), step.limits.get("max")
+    low, high = getattr(step.config, "min", None), getattr(step.config, "max", None)
     if low is not None and value < low:
         raise UsageError(f"{step.id}: {name}={value} is below this step's limit {low}", f"use {low} or more")
     if high is not None and value > high:
@@ -142,7 +133,7 @@ def _pool_headroom(ctx: Context, step: Step, size: int) -> None:
     with ctx.engine.connect() as conn:
         max_connections = int(conn.execute(sa.text("SELECT @@max_connections")).scalar_one())
     instances = max(1, len(applied_versions(ctx.profile)))
-    share = float(step.limits.get("max_share_of_max_connections", 0.5))
+    share = float(getattr(step.config, "max_share_of_max_connections", None) or 0.5)
     allowed = math.floor(max_connections * share / instances)
     if size > allowed:
         raise UsageError(
@@ -176,7 +167,7 @@ class MarkSoldOut:
         )
 
     def prepare(self, ctx: Context) -> str:
-        limit = int(self.step.limits.get("max_schedules", 100))
+        limit = self.step.config.max_schedules
         with ctx.engine.connect() as conn:
             self.found = self._candidates(conn, limit + 1)
         if not self.found:
@@ -189,7 +180,7 @@ class MarkSoldOut:
         return f"mark {len(self.found)} schedule(s) sold out: {', '.join(map(str, self.found[:10]))}"
 
     def run(self, ctx: Context) -> Outcome:
-        limit = int(self.step.limits.get("max_schedules", 100))
+        limit = self.step.config.max_schedules
         conn = ctx.engine.connect()
         try:
             tx = conn.begin()
@@ -238,7 +229,7 @@ class ActivateWaiting:
             ).scalar_one()
             for status in ("ACTIVE", "WAITING")
         )
-        limit = int(self.step.limits.get("max_tokens", 500))
+        limit = self.step.config.max_tokens
         free = max(0, min(int(values["max_active_tokens"]) - int(active), int(waiting), limit))
         return free, int(active), int(waiting)
 
@@ -306,35 +297,29 @@ class ActivateWaiting:
         return Outcome("ok", activated, f"activated {activated} of {waiting} WAITING token(s)", changed=True)
 
 
-# -- not automated (yet) -------------------------------------------------------------------------------
-@dataclass
-class Manual:
-    """A step concertops does not run itself: it is listed, audited as skipped, and left to the operator."""
-
-    step: Step
-
-    def prepare(self, ctx: Context) -> str:
-        return f"by hand: {self.step.action} (not automated)"
-
-    def run(self, ctx: Context) -> Outcome:
-        return Outcome("skipped", 0, f"not automated: {self.step.action}; do it by hand (runbook page)")
-
-
-def action_for(step: Step) -> Action:
+def implementations() -> dict[type[Any], Callable[[Step], Action]]:
+    """Each parameter model of the action catalogue → the class that carries it out."""
     from concertops.engine.dlq_replay import ReplayDlq
     from concertops.engine.force_expire import ForceExpire
     from concertops.engine.kill_idle import KillIdle
     from concertops.engine.republish import ListDoublePayments, RepublishPayments
 
-    if step.action.startswith("set "):
-        return SetSettings(step)
-    kinds: dict[str, Callable[[Step], Action]] = {
-        "mark sold_out schedules": MarkSoldOut,
-        "activate waiting tokens": ActivateWaiting,
-        "force-expire overdue holds": ForceExpire,
-        "replay reservation.expiration.dlq": ReplayDlq,
-        "kill idle connections": KillIdle,
-        "republish payment events": RepublishPayments,
-        "list double payments": ListDoublePayments,
+    return {
+        catalogue.SetSettings: SetSettings,
+        catalogue.SetSetting: SetSettings,
+        catalogue.MarkSoldOut: MarkSoldOut,
+        catalogue.ActivateWaiting: ActivateWaiting,
+        catalogue.ForceExpire: ForceExpire,
+        catalogue.ReplayDlq: ReplayDlq,
+        catalogue.KillIdle: KillIdle,
+        catalogue.RepublishPayments: RepublishPayments,
+        catalogue.ListDoublePayments: ListDoublePayments,
     }
-    return kinds.get(step.action, Manual)(step)
+
+
+def action_for(step: Step) -> Action:
+    """The implementation of the step's action, found by its parameter model."""
+    try:
+        return implementations()[type(step.config)](step)
+    except KeyError:
+        raise UsageError(f"{step.id}: action {step.action!r} has no implementation") from None

@@ -15,8 +15,9 @@ from typing import Any
 
 from concertops.contract.names import TOPIC_EXPIRATION, TOPIC_EXPIRATION_DLQ
 from concertops.engine.actions import Context, Outcome
-from concertops.engine.findings import Step
-from concertops.errors import ConcertopsError, UsageError
+from concertops.model.errors import ConcertopsError, UsageError
+from concertops.model.findings import Step
+from concertops.runbooks import actions as catalogue
 from concertops.sources.producer import Outgoing, Producer
 
 GROUP = "concertops-dlq-replay"
@@ -28,12 +29,8 @@ class ReplayDlq:
     step: Step
 
     def _limits(self) -> tuple[int, int, float]:
-        limits = self.step.limits
-        return (
-            int(limits.get("max_messages", 10_000)),
-            int(limits.get("max_replays", 3)),
-            float(limits.get("max_rate", 500)),
-        )
+        config: catalogue.ReplayDlq = self.step.config
+        return config.max_messages, config.max_replays, float(config.max_rate)
 
     def _consumer(self, ctx: Context) -> tuple[Any, Any, int, int]:
         from confluent_kafka import Consumer, TopicPartition

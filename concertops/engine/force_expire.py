@@ -23,23 +23,22 @@ from concertops.contract.names import TOPIC_EXPIRATION
 from concertops.contract.schema import outbox_event, reservation, schedule, seat
 from concertops.engine.actions import Context, Outcome
 from concertops.engine.audit import now
-from concertops.engine.findings import Step
+from concertops.model.findings import Step
+from concertops.runbooks import actions as catalogue
 
 _OVERDUE = sa.and_(reservation.c.status == "HELD", reservation.c.held_expires_at < sa.bindparam("cutoff"))
 
 
 @dataclass(frozen=True)
 class Limits:
-    batch: int = 500
-    max_rows: int = 50_000
-    sleep_s: float = 0.0
+    batch: int
+    max_rows: int
+    sleep_s: float
 
     @classmethod
     def of(cls, step: Step) -> Limits:
-        limits = step.limits
-        return cls(
-            int(limits.get("batch", 500)), int(limits.get("max_rows", 50_000)), float(limits.get("sleep", 0))
-        )
+        config: catalogue.ForceExpire = step.config
+        return cls(config.batch, config.max_rows, config.sleep)
 
 
 def overdue_count(conn: sa.Connection, cutoff: object) -> int:
@@ -136,11 +135,7 @@ class ForceExpire:
     elapsed_s: float = 0.0
 
     def prepare(self, ctx: Context) -> str:
-        limits = Limits.of(self.step)
-        if limits.batch < 1 or limits.batch > 10_000:
-            from concertops.errors import UsageError
-
-            raise UsageError(f"{self.step.id}: --batch-size {limits.batch} is outside 1…10000")
+        limits = Limits.of(self.step)  # ranges were checked by the step's model (page and options)
         with ctx.engine.connect() as conn:
             self.total = overdue_count(conn, now())
         if not self.total:

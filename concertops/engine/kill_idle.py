@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from concertops.engine.actions import Context, Outcome
-from concertops.engine.findings import Step
-from concertops.errors import UsageError
+from concertops.model.errors import UsageError
+from concertops.model.findings import Step
+from concertops.runbooks import actions as catalogue
 from concertops.sources.database import is_mysql
 
 _VICTIMS = sa.text(
@@ -32,15 +33,9 @@ class KillIdle:
     victims: list[tuple[int, str, str, str, int]] = field(default_factory=list)
 
     def _settings(self, ctx: Context) -> tuple[int, int, str]:
-        idle = int(self.step.limits.get("min_idle_s", 10))
-        kills = int(self.step.limits.get("max_kills", 20))
-        user = str(self.step.params.get("app_user") or ctx.engine.url.username or "")
-        if idle < 1:
-            raise UsageError(
-                f"{self.step.id}: --idle-seconds {idle} would kill connections in use", "use 1 or more"
-            )
-        if kills < 1 or kills > 1000:
-            raise UsageError(f"{self.step.id}: --max-kills {kills} is outside 1…1000")
+        config: catalogue.KillIdle = self.step.config
+        idle, kills = config.min_idle_s, config.max_kills  # ranges checked by the step's model
+        user = str(config.app_user or ctx.engine.url.username or "")
         if not user:
             raise UsageError(f"{self.step.id}: no application database user", "pass --app-user")
         return idle, kills, user

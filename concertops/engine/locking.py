@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from concertops.contract.schema import remediation_lock
 from concertops.engine.audit import now
-from concertops.errors import ConcertopsError
+from concertops.model.errors import ConcertopsError
 
 
 class LockHeld(ConcertopsError):

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from concertops.config import Profile
-from concertops.engine.findings import Observation
-from concertops.engine.signals import METRIC_KINDS, Signal
+from concertops.model.findings import Observation
+from concertops.model.signals import METRIC_KINDS, Signal
 from concertops.redact import error_line, redact_url
 
 WORKERS = 16

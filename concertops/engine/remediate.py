@@ -16,11 +16,12 @@ from concertops.config import Profile
 from concertops.engine.actions import Action, Context, Outcome, Tally, action_for
 from concertops.engine.audit import AuditLog
 from concertops.engine.check import run_check
-from concertops.engine.findings import Step
 from concertops.engine.locking import RunLock
 from concertops.engine.report import Report, RunbookResult
-from concertops.engine.status import Status
-from concertops.errors import ConcertopsError
+from concertops.model.errors import ConcertopsError, UsageError
+from concertops.model.findings import Step
+from concertops.model.params import ParamError, override
+from concertops.model.status import Status
 from concertops.redact import error_line
 from concertops.runbooks.registry import Runbook
 from concertops.sources.database import open_engine
@@ -39,18 +40,22 @@ class ApplyInterrupted(ConcertopsError):
 
 @dataclass(frozen=True)
 class Tuning:
-    """The operator's choices: per-step parameter and limit overrides, and optional steps to include."""
+    """The operator's choices: per-step knob overrides (step id → knob → value), and optional steps to
+    include. Each override is checked against the step's model as the page's values are."""
 
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    limits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     enable: frozenset[str] = frozenset()
 
     def tune(self, step: Step) -> Step:
-        return dataclasses.replace(
-            step,
-            params={**step.params, **self.params.get(step.id, {})},
-            limits={**step.limits, **self.limits.get(step.id, {})},
-        )
+        changes = self.overrides.get(step.id)
+        if not changes:
+            return step
+        try:
+            return dataclasses.replace(step, config=override(step.config, changes))
+        except ParamError as exc:
+            raise UsageError(
+                f"{step.id}: {exc}", "see the command's --help for each option's range"
+            ) from None
 
 
 @dataclass(frozen=True)

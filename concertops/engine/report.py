@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from concertops.engine.findings import Finding, Step
-from concertops.engine.status import Status, overall
+from concertops.model.findings import Finding, Step
+from concertops.model.status import Status, overall
 
 SCHEMA_VERSION = 1
 

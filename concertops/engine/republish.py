@@ -24,9 +24,10 @@ from concertops.contract.names import TOPIC_PAYMENT_COMPLETED
 from concertops.contract.schema import notification, outbox_event, payment
 from concertops.engine.actions import Context, Outcome
 from concertops.engine.audit import now
-from concertops.engine.findings import Step
-from concertops.errors import ConcertopsError, UsageError
+from concertops.model.errors import ConcertopsError, UsageError
+from concertops.model.findings import Step
 from concertops.redact import error_line
+from concertops.runbooks import actions as catalogue
 from concertops.sources.producer import Outgoing, Producer
 
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -41,13 +42,14 @@ class Window:
 
 
 def window(ctx: Context, step: Step) -> Window:
-    since, until = step.params.get("since"), step.params.get("until")
+    config: catalogue.RepublishPayments = step.config
+    since, until = config.since, config.until
     end = until if isinstance(until, datetime) else now()
     if isinstance(since, datetime):
         if since >= end:
             raise UsageError(f"--since {since:%Y-%m-%d %H:%M:%S} is not before --until", "swap them")
         return Window(since, end, "--since/--until")
-    if step.params.get("window") == "dropped":
+    if config.window == "dropped":
         # From the first dropped event until now: a payment after the last drop may lack its event too.
         found = _dropped_window(ctx)
         if found is not None:
@@ -197,17 +199,11 @@ class RepublishPayments:
     span: Window | None = None
 
     def _limits(self) -> tuple[int, int, float]:
-        limits = self.step.limits
-        return (
-            int(limits.get("max_events", 1000)),
-            int(limits.get("batch", 100)),
-            float(limits.get("max_rate", 1000)),
-        )
+        config: catalogue.RepublishPayments = self.step.config
+        return config.max_events, config.batch, float(config.max_rate)
 
     def prepare(self, ctx: Context) -> str:
-        limit, batch, rate = self._limits()
-        if batch < 1 or rate <= 0 or limit < 1:
-            raise UsageError(f"{self.step.id}: --batch, --max-rate and --max-events must be positive")
+        limit, _batch, rate = self._limits()  # ranges were checked by the step's model
         self.span = window(ctx, self.step)
         with ctx.engine.connect() as conn:
             tx = conn.begin()
@@ -314,7 +310,7 @@ class ListDoublePayments:
     step: Step
 
     def _rows(self, ctx: Context) -> list[sa.Row]:
-        limit = int(self.step.limits.get("max_rows", 1000))
+        limit = self.step.config.max_rows
         with ctx.engine.connect() as conn:
             return list(
                 conn.execute(

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from concertops.contract import settings as specs
 from concertops.contract import settings_store
 from concertops.contract.schema import runtime_setting_history
-from concertops.errors import UsageError
+from concertops.model.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from concertops.engine.status import Status
+from concertops.model.status import Status
 
 # Alert severity label → the check's status (and so the exit code).
 SEVERITY_STATUS = {"page": Status.CRITICAL, "warn": Status.WARNING, "info": Status.WARNING}

@@ -1,1 +1,1 @@
-"""One module per incident-manual entry (A-1 … B-4); the page in ``runbooks/`` declares its signals."""
+"""One module per incident-manual entry (A-1 … B-4); its page in ``pages/`` declares its signals and steps."""

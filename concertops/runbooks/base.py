@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from concertops.engine.evaluate import judge
-from concertops.engine.findings import Finding, Observation, Step
-from concertops.engine.status import Status, overall
-from concertops.runbooks.pages import Page
+from concertops.model.evaluate import judge
+from concertops.model.findings import Finding, Observation, Step
+from concertops.model.page import Page
+from concertops.model.status import Status, overall
 
 FIRING = (Status.WARNING, Status.CRITICAL)
 
@@ -27,8 +27,7 @@ def plan(page: Page, findings: tuple[Finding, ...], enable: frozenset[str] = fro
             id=spec.id,
             title=spec.title,
             action=spec.action,
-            params=spec.params,
-            limits=spec.limits,
+            config=spec.config,
             expect=spec.expect,
             because=tuple(w for w in spec.when if w in firing),
         )

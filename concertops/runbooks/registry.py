@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 
-from concertops.engine.findings import Finding, Observation, Step
-from concertops.engine.status import Status
+from concertops.model.findings import Finding, Observation, Step
+from concertops.model.page import Page
+from concertops.model.status import Status
 from concertops.runbooks import base
-from concertops.runbooks.pages import RUNBOOK_IDS, Page, load
+from concertops.runbooks.pages import RUNBOOK_IDS, load
 
 
 @dataclass(frozen=True)

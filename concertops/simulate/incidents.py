@@ -20,7 +20,7 @@ from typing import Any
 
 from concertops.config import Profile
 from concertops.engine.report import RunbookResult
-from concertops.errors import UsageError
+from concertops.model.errors import UsageError
 from concertops.simulate.service import Service, SimulationError
 
 Say = Callable[[str], None]

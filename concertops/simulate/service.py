@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from concertops.config import Profile
 from concertops.contract import settings_store
 from concertops.contract.schema import queue_token
-from concertops.errors import ConcertopsError, ConfigError
+from concertops.model.errors import ConcertopsError, ConfigError
 from concertops.redact import redact_url
 from concertops.sources.database import open_engine
 from concertops.sources.instances import wait_applied

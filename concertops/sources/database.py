@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from concertops.errors import ConfigError
+from concertops.model.errors import ConfigError
 
 if TYPE_CHECKING:
     import sqlalchemy as sa

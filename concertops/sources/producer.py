@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from concertops.contract.kafka import producer_settings
-from concertops.errors import SourceUnreachable
+from concertops.model.errors import SourceUnreachable
 from concertops.redact import error_line
 
 DELIVERY_TIMEOUT_S = 10.0

@@ -6,8 +6,8 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from concertops.engine.findings import Observation
-from concertops.engine.signals import Signal
+from concertops.model.findings import Observation
+from concertops.model.signals import Signal
 from concertops.redact import error_line
 
 SOURCE = "prometheus"

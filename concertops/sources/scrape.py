@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from concertops.engine.findings import Observation
-from concertops.engine.signals import METRIC_KINDS, Matcher, Series, Signal
+from concertops.model.findings import Observation
+from concertops.model.signals import METRIC_KINDS, Matcher, Series, Signal
 from concertops.redact import redact_text, redact_url
 
 Sample = tuple[str, dict[str, str], float]

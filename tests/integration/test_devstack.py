@@ -10,9 +10,8 @@ import urllib.request
 from cli_runner import CliRunner
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
+from concertops.contract.discovery import register_target, state_dir, unregister_target
 from concertops.devstack.components import prometheus_url
-from concertops.devstack.paths import state_dir
-from concertops.devstack.prometheus_config import register_target, unregister_target
 
 
 def query(expr: str) -> list[dict]:

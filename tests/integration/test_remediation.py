@@ -275,8 +275,9 @@ def test_bad_input_is_one_clear_line(cli: CliRunner, booking: Backend, args: lis
 def test_pool_size_beyond_the_server_headroom_is_refused(booking: Backend) -> None:
     from concertops.config import Profile
     from concertops.engine.actions import Context, SetSettings
-    from concertops.engine.findings import Step
-    from concertops.errors import UsageError
+    from concertops.model.errors import UsageError
+    from concertops.model.findings import Step
+    from concertops.runbooks.actions import SetSetting
 
     profile = Profile(
         name="tests",
@@ -286,9 +287,8 @@ def test_pool_size_beyond_the_server_headroom_is_refused(booking: Backend) -> No
     step = Step(
         "explicit-pool",
         "Size the pool",
-        "set db_pool_size",
-        {"value": 60},
-        {"max": 500, "max_share_of_max_connections": 0.5},
+        "set_setting",
+        SetSetting(setting="db_pool_size", value=60, max=500, max_share_of_max_connections=0.5),
     )
     ctx = Context(profile, booking.engine, dry_run=True, operator="t", reason="t")
     max_connections = booking.scalar("SELECT @@max_connections")

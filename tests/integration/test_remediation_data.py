@@ -355,8 +355,9 @@ def test_republish_waits_for_rows_another_sender_holds(booking: Backend) -> None
     from concertops.contract.names import TOPIC_PAYMENT_COMPLETED
     from concertops.contract.schema import outbox_event
     from concertops.engine.actions import Context
-    from concertops.engine.findings import Step
     from concertops.engine.republish import RepublishPayments
+    from concertops.model.findings import Step
+    from concertops.runbooks import actions as catalogue
     from concertops.sources.producer import Producer
 
     event = f"gameday-race-{time.time_ns()}"
@@ -374,7 +375,8 @@ def test_republish_waits_for_rows_another_sender_holds(booking: Backend) -> None
         name="tests", kafka_bootstrap_servers=BOOTSTRAP, database_url=str(booking.profile.database_url)
     )
     ctx = Context(profile, booking.engine, dry_run=False, operator="t", reason="t")
-    action = RepublishPayments(Step("republish-missed", "t", "republish payment events"))
+    config = catalogue.RepublishPayments(window="last_hour", max_events=1000, batch=100, max_rate=500)
+    action = RepublishPayments(Step("republish-missed", "t", "republish_payments", config))
     _, failed, _ = action._publish(ctx, Producer(BOOTSTRAP), 1, 10, 100.0)
     release.join()
     holder.close()

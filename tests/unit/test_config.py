@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from concertops.config import LOCAL_DEFAULTS, load_profile
-from concertops.errors import ConfigError
+from concertops.model.errors import ConfigError
 
 CONFIG = """
 default_profile: staging

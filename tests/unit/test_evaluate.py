@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from concertops.engine.evaluate import format_value, judge
-from concertops.engine.findings import Observation
-from concertops.engine.signals import Signal
-from concertops.engine.status import Status, overall
+from concertops.model.evaluate import format_value, judge
+from concertops.model.findings import Observation
+from concertops.model.signals import Signal
+from concertops.model.status import Status, overall
 
 CEILING = Signal("pool_usage", "DB pool in use", "gauge", warning=0.8, critical=0.95, unit="ratio")
 FLOOR = Signal("connected", "Producers connected", "gauge", critical=1, below=True)

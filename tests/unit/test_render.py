@@ -8,9 +8,10 @@ from pathlib import Path
 import jsonschema
 
 from concertops.cli.render import as_text, nagios, prom, sparkline, write_atomically
-from concertops.engine.findings import Finding, Step
 from concertops.engine.report import Report, RunbookResult
-from concertops.engine.status import Status
+from concertops.model.findings import Finding, Step
+from concertops.runbooks.actions import ForceExpire
+from concertops.model.status import Status
 from concertops.sources.scrape import histogram_quantile
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "check-schema.json").read_text())
@@ -32,7 +33,7 @@ def report(mode: str = "prometheus") -> Report:
         "force-expire",
         "Expire overdue holds",
         "force-expire",
-        limits={"batch": 500},
+        ForceExpire(batch=500, max_rows=50_000, sleep=0.0),
         because=("overdue_holds",),
     )
     return Report(

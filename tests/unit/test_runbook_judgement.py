@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from concertops.engine.findings import Observation
-from concertops.engine.status import Status
+from concertops.model.findings import Observation
+from concertops.model.status import Status
 from concertops.runbooks.registry import Runbook, get
 
 

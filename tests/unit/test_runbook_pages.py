@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from concertops.engine.signals import RunbookPageError, parse_selector
-from concertops.runbooks.pages import RUNBOOK_IDS, load, normalise_id, parse
+from concertops.model.signals import RunbookPageError, parse_selector
+from concertops.model.page import parse
+from concertops.runbooks.actions import CATALOGUE
+from concertops.runbooks.pages import RUNBOOK_IDS, load, normalise_id
 from concertops.runbooks.registry import all_runbooks
 
 GOOD = """---
@@ -43,7 +45,7 @@ def test_every_runbook_has_its_page_module_and_a_main_signal() -> None:
 )
 def test_a_malformed_page_names_the_file_and_field(change: tuple[str, str], names: str) -> None:
     with pytest.raises(RunbookPageError) as raised:
-        parse(GOOD.replace(*change), Path("/pages/X-1.md"))
+        parse(GOOD.replace(*change), Path("/pages/X-1.md"), CATALOGUE)
     assert "/pages/X-1.md" in str(raised.value) and names in str(raised.value)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from concertops.contract import settings as specs
-from concertops.errors import UsageError
+from concertops.model.errors import UsageError
 
 
 def test_presets_cover_every_setting_and_differ_where_the_manual_says() -> None:

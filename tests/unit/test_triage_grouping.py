@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from concertops.engine.status import Status
 from concertops.engine.triage import Alert, overall, triage
+from concertops.model.status import Status
 
 
 def alert(name: str, severity: str, runbook: str | None, state: str = "firing") -> Alert:

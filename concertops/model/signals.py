@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from concertops.errors import ConfigError
+from concertops.model.errors import ConfigError
 
 Kind = Literal["gauge", "rate", "ratio", "quantile", "sql", "kafka_lag", "topic_depth"]
 METRIC_KINDS = ("gauge", "rate", "ratio", "quantile")

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from concertops.config import Profile
+from concertops.contract.discovery import register_target, unregister_target
 from concertops.devstack import processes
-from concertops.devstack.prometheus_config import register_target, unregister_target
-from concertops.errors import DevstackError
+from concertops.model.errors import DevstackError
 
 READY_TIMEOUT_S = 30.0
 

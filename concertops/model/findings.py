@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from concertops.engine.status import Status
+from concertops.model.params import split
+from concertops.model.status import Status
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,25 @@ class Finding:
 
 @dataclass(frozen=True)
 class Step:
-    """One remediation step of a plan: what it changes, within which limits, to what effect."""
+    """One remediation step of a plan: what it changes, within which limits, to what effect.
+
+    ``config`` is the action's typed parameter model (see ``concertops.model.params``), with the page's
+    values and any operator override."""
 
     id: str
     title: str
     action: str
-    params: dict[str, Any] = field(default_factory=dict)
-    limits: dict[str, Any] = field(default_factory=dict)
+    config: Any
     expect: str = ""
     because: tuple[str, ...] = ()  # the signals that call for it
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return split(self.config)[0]
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        return split(self.config)[1]
 
     def as_json(self) -> dict[str, Any]:
         return {

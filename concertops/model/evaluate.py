@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from concertops.engine.findings import Finding, Observation
-from concertops.engine.signals import Signal
-from concertops.engine.status import Status
+from concertops.model.findings import Finding, Observation
+from concertops.model.signals import Signal
+from concertops.model.status import Status
 
 
 def judge(signal: Signal, observed: Observation) -> Finding:

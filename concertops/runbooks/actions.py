@@ -1,0 +1,127 @@
+"""The action catalogue: every id a page's step may name, with its typed, frozen parameter model.
+
+The models say what each knob is, its type and its hard range; the page gives the values. The engine's
+implementation of each action (``concertops.engine.actions.IMPLEMENTATIONS``) is keyed by the same model,
+and a unit test checks that each id has exactly one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from concertops.contract import settings as setting_specs
+from concertops.model.errors import UsageError
+from concertops.model.params import limit, optional, param
+
+_FROZEN = {"frozen": True, "kw_only": True}
+
+
+class _SettingError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _check_setting(field: str, name: str, value: Any) -> None:
+    if name not in setting_specs.BY_NAME:
+        raise _SettingError(field, f"unknown setting {name!r} (known: {', '.join(setting_specs.BY_NAME)})")
+    try:
+        setting_specs.BY_NAME[name].parse(value)
+    except UsageError as exc:
+        raise _SettingError(field, str(exc)) from None
+
+
+@dataclass(**_FROZEN)
+class SetSettings:
+    """Write fixed values of the service's runtime settings (one new settings version)."""
+
+    settings: dict[str, Any] = param("setting name → value")
+
+    def __post_init__(self) -> None:
+        if not self.settings:
+            raise _SettingError("params.settings", "names no setting")
+        for name, value in self.settings.items():
+            _check_setting(f"params.settings.{name}", name, value)
+
+
+@dataclass(**_FROZEN)
+class SetSetting:
+    """Write one runtime setting whose value an operator may tune, within the step's limits."""
+
+    setting: str = param("the setting's name")
+    value: int = param("the value to set")
+    min: int | None = optional("the lowest value an operator may set", role="limit")
+    max: int | None = optional("the highest value an operator may set", role="limit")
+    max_share_of_max_connections: float | None = optional(
+        "a pool size's total over the instances may use at most this share of max_connections", role="limit"
+    )
+
+    def __post_init__(self) -> None:
+        _check_setting("params.setting", self.setting, self.value)
+
+
+@dataclass(**_FROZEN)
+class MarkSoldOut:
+    max_schedules: int = limit("Most schedules to mark sold out in one run", option="--max-schedules", min=1)
+
+
+@dataclass(**_FROZEN)
+class ActivateWaiting:
+    max_tokens: int = limit("Most WAITING tokens to activate now", option="--max-activate", min=1)
+
+
+@dataclass(**_FROZEN)
+class ForceExpire:
+    batch: int = limit("Holds per committed batch", option="--batch-size", min=1, max=10_000)
+    max_rows: int = limit("Most holds to expire in one run", option="--max-rows", min=1)
+    sleep: float = limit("Seconds between batches", option="--sleep", min=0, max=60)
+
+
+@dataclass(**_FROZEN)
+class ReplayDlq:
+    max_messages: int = limit("Most DLQ messages to replay", option="--max-messages", min=1)
+    max_replays: int = limit(
+        "Quarantine a DLQ message replayed this often already", option="--max-replays", min=1
+    )
+    max_rate: int = limit("DLQ messages per second at most", option="--replay-rate", min=1)
+
+
+@dataclass(**_FROZEN)
+class KillIdle:
+    min_idle_s: int = limit("Kill only connections asleep longer (seconds)", option="--idle-seconds", min=1)
+    max_kills: int = limit("Most connections to kill", option="--max-kills", min=1, max=1000)
+    app_user: str | None = optional(
+        "The service's database user (default: the profile's database user)", option="--app-user"
+    )
+
+
+@dataclass(**_FROZEN)
+class RepublishPayments:
+    window: Literal["last_hour", "dropped"] = param(
+        "Default window: the last hour, or where Prometheus saw events dropped"
+    )
+    max_events: int = limit("Most events to rebuild in one run", option="--max-events", min=1)
+    batch: int = limit("Events per publish batch", option="--batch", min=1, max=10_000)
+    max_rate: int = limit("Events per second at most", option="--max-rate", min=1)
+    since: datetime | None = optional("Window start, UTC (default: the page's window)", option="--since")
+    until: datetime | None = optional("Window end, UTC (default: now)", option="--until")
+
+
+@dataclass(**_FROZEN)
+class ListDoublePayments:
+    max_rows: int = limit("Most reservations to list", min=1)
+
+
+CATALOGUE: dict[str, type[Any]] = {
+    "set_settings": SetSettings,
+    "set_setting": SetSetting,
+    "mark_sold_out": MarkSoldOut,
+    "activate_waiting": ActivateWaiting,
+    "force_expire": ForceExpire,
+    "replay_dlq": ReplayDlq,
+    "kill_idle": KillIdle,
+    "republish_payments": RepublishPayments,
+    "list_double_payments": ListDoublePayments,
+}
