@@ -21,6 +21,7 @@ lint: install
 	$(BIN)/ruff check concertops tests bench
 	$(BIN)/ruff format --check concertops tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test-unit: install
 	$(BIN)/pytest tests/unit -q

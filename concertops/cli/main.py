@@ -18,15 +18,14 @@ from concertops.cli import (
     demo,
     devstack,
     doctor,
-    runbook_cmds,
     runbooks_cmd,
     settings_cmd,
     simulate,
     triage,
 )
+from concertops.cli.runbook_group import RunbookGroup
 from concertops.cli.state import OPTIONS
 from concertops.model.errors import UNKNOWN
-from concertops.runbooks.pages import RUNBOOK_IDS, load
 
 app = typer.Typer(
     name="concertops",
@@ -38,6 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=RunbookGroup,
 )
 app.add_typer(devstack.app, name="devstack")
 app.add_typer(backend.app, name="backend")
@@ -50,21 +50,7 @@ app.add_typer(settings_cmd.app, name="settings")
 app.command("audit")(audit_cmd.audit)
 app.command("triage")(triage.triage)
 app.command("demo")(demo.demo)
-
-# One command per manual entry, so on-call muscle memory is `concertops b2`; the pages say which there are.
-for _page in (load(_id) for _id in RUNBOOK_IDS):
-    app.command(
-        _page.id.replace("-", "").lower(),
-        short_help=f"{_page.id}: {_page.summary}.",
-        help=f"{_page.id}: {_page.summary}.\n\nWithout options: the diagnosis with its evidence and the "
-        f"remediation plan (details: concertops runbooks show {_page.id}). --dry-run runs every step "
-        "in a mode that changes nothing; --apply asks, locks, runs the steps (one audit row each) and probes "
-        "again.\n\n"
-        "Exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 nothing measured. With --apply: 0 resolved and verified, "
-        "1 improved but still warning, 2 still critical or a step failed, 3 could not run (refused "
-        "confirmation, lock held, bad input).",
-        rich_help_panel="Runbooks",
-    )(runbook_cmds.command(_page))
+# …and one command per runbook page, so on-call muscle memory is `concertops b2` (see RunbookGroup).
 
 
 @app.callback()

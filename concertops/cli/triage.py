@@ -35,12 +35,11 @@ def triage(
     profile = OPTIONS.load_profile()
     if not profile.prometheus_url:
         raise ConfigError("triage reads alerts from Prometheus, and none is configured", "set prometheus_url")
-    import httpx
+    from concertops.sources.prometheus import prometheus
 
     try:
-        answer = httpx.get(f"{profile.prometheus_url}/api/v1/alerts", timeout=timeout).raise_for_status()
-        raw = answer.json()["data"]["alerts"]
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raw = prometheus(profile.prometheus_url, timeout).alerts()
+    except Exception as exc:  # connection refused, timeout, HTTP error, an answer of another shape
         raise SourceUnreachable(
             f"Prometheus at {redact_url(profile.prometheus_url)} did not answer: {error_line(exc)}",
             "check prometheus_url (concertops doctor); without Prometheus use concertops check",

@@ -111,9 +111,9 @@ def _gather(
 def _prometheus(profile: Profile, timeout_s: float, sources: dict[str, str]) -> tuple[Any, str]:
     if not profile.prometheus_url:
         return None, "direct scrape (no Prometheus configured)"
-    from concertops.sources.prometheus import PrometheusSource
+    from concertops.sources.prometheus import prometheus
 
-    source = PrometheusSource(profile.prometheus_url, timeout_s)
+    source = prometheus(profile.prometheus_url, timeout_s)
     try:
         source.ping()
     except Exception as exc:

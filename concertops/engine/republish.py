@@ -61,23 +61,16 @@ def _dropped_window(ctx: Context) -> Window | None:
     """When Prometheus saw events dropped in the last hour: that span, a minute wider on each side."""
     if not ctx.profile.prometheus_url:
         return None
-    import httpx
+    from concertops.sources.prometheus import prometheus
 
     end = now()
     query = "sum(increase(kafka_events_skipped_total[1m])) > 0"
     try:
-        answer = httpx.get(
-            f"{ctx.profile.prometheus_url}/api/v1/query_range",
-            params={
-                "query": query,
-                "start": _epoch(end - DEFAULT_WINDOW),
-                "end": _epoch(end),
-                "step": "15",
-            },
-            timeout=5,
-        ).raise_for_status()
-        values = [float(ts) for series in answer.json()["data"]["result"] for ts, _v in series["values"]]
-    except (httpx.HTTPError, ValueError, KeyError):
+        result = prometheus(ctx.profile.prometheus_url, 5.0).query_range(
+            query, _utc(end - DEFAULT_WINDOW), _utc(end), "15"
+        )
+        values = [float(ts) for series in result for ts, _v in series["values"]]
+    except Exception:  # Prometheus down or odd: fall back to the default window
         return None
     if not values:
         return None
@@ -87,8 +80,8 @@ def _dropped_window(ctx: Context) -> Window | None:
     )
 
 
-def _epoch(at: datetime) -> float:
-    return at.replace(tzinfo=UTC).timestamp()
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC)  # the client turns a naive time into the host's zone otherwise
 
 
 def rebuild(conn: sa.Connection, span: Window, limit: int) -> int:

@@ -17,6 +17,8 @@ from concertops.model.signals import RunbookPageError
 from concertops.runbooks.actions import CATALOGUE
 
 _PAGE_NAME = re.compile(r"^([A-Z])-(\d+)\.md$")
+_SUMMARY = re.compile(r"^summary:\s*(.+)$", re.MULTILINE)
+_TITLE = re.compile(r"^title:\s*(.+)$", re.MULTILINE)
 
 
 def pages_dir() -> Path:
@@ -45,6 +47,16 @@ def normalise_id(text: str) -> str:
     if candidate not in RUNBOOK_IDS:
         raise ValueError(text)
     return candidate
+
+
+def summary(runbook_id: str, folder: Path | None = None) -> str:
+    """The page's one-line summary, read without parsing the page (for listing the commands)."""
+    try:
+        head = ((folder or pages_dir()) / f"{runbook_id}.md").read_text(encoding="utf-8")[:2000]
+    except OSError:
+        return "runbook page unreadable"
+    found = _SUMMARY.search(head) or _TITLE.search(head)
+    return found[1].strip() if found else runbook_id
 
 
 def load(runbook_id: str, folder: Path | None = None) -> Page:

@@ -1,5 +1,8 @@
-"""The service database as concertops opens it: UTC sessions on MySQL (the manual's ``NOW()``), bounded waits,
-and on SQLite writers that queue behind each other instead of failing."""
+"""The service database as concertops opens it, for detection and remediation alike: the one engine factory.
+
+On MySQL every session runs in UTC (the manual's ``NOW()`` against times the twin writes in UTC) and READ
+COMMITTED; connecting, waiting for a pooled connection and reading are all bounded. On SQLite writers queue
+behind each other instead of failing."""
 
 from __future__ import annotations
 
@@ -11,7 +14,16 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 
-def open_engine(url: str | None, timeout_s: float = 10.0, connections: int = 2) -> sa.Engine:
+def open_engine(
+    url: str | None,
+    timeout_s: float = 10.0,
+    connections: int = 2,
+    read_timeout_s: float | None = None,
+    pool_wait_s: float = 30.0,
+) -> sa.Engine:
+    """``timeout_s`` bounds connecting, ``read_timeout_s`` one statement (default: a minute at least, as a
+    remediation batch may take a while), ``pool_wait_s`` the wait for a pooled connection. A check passes
+    its deadline for all three."""
     import sqlalchemy as sa
 
     if not url:
@@ -25,13 +37,15 @@ def open_engine(url: str | None, timeout_s: float = 10.0, connections: int = 2) 
         wait = max(1, int(timeout_s))
         connect_args = {
             "connect_timeout": wait,
-            "read_timeout": max(wait, 60),  # a batch may take a while; a hung server must not hang us
+            # A hung server must not hang us; PyMySQL takes whole seconds.
+            "read_timeout": max(1, int(read_timeout_s)) if read_timeout_s else max(wait, 60),
             "init_command": "SET time_zone = '+00:00'",
         }
     return sa.create_engine(
         url,
         pool_size=connections,
         max_overflow=0,
+        pool_timeout=pool_wait_s,
         pool_pre_ping=True,
         isolation_level="READ COMMITTED" if url.startswith("mysql") else None,
         connect_args=connect_args,

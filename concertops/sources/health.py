@@ -31,8 +31,9 @@ class SourceCheck:
 def _database(url: str) -> str:
     import sqlalchemy as sa
 
-    connect_args = {"connect_timeout": int(TIMEOUT_S)} if url.startswith("mysql") else {}
-    engine = sa.create_engine(url, connect_args=connect_args, poolclass=sa.NullPool)
+    from concertops.sources.database import open_engine
+
+    engine = open_engine(url, TIMEOUT_S, connections=1, read_timeout_s=TIMEOUT_S, pool_wait_s=TIMEOUT_S)
     try:
         with engine.connect() as conn:
             if engine.dialect.name == "sqlite":
@@ -73,8 +74,9 @@ def _http_json(url: str) -> dict[str, object]:
 
 
 def _prometheus(url: str) -> str:
-    info = _http_json(f"{url.rstrip('/')}/api/v1/status/buildinfo").get("data") or {}
-    return f"Prometheus {info.get('version', '?') if isinstance(info, dict) else '?'}"
+    from concertops.sources.prometheus import prometheus
+
+    return f"Prometheus {prometheus(url, TIMEOUT_S).version()}"
 
 
 def _metrics(url: str) -> str:

@@ -51,11 +51,10 @@ def _from_endpoints(urls: tuple[str, ...], timeout_s: float) -> dict[str, int]:
 
 
 def _from_prometheus(url: str, timeout_s: float) -> dict[str, int]:
-    import httpx
+    from concertops.sources.prometheus import prometheus
 
     try:
-        answer = httpx.get(f"{url}/api/v1/query", params={"query": SETTINGS_VERSION}, timeout=timeout_s)
-        result = answer.raise_for_status().json()["data"]["result"]
-    except (httpx.HTTPError, ValueError, KeyError):
+        result = prometheus(url, timeout_s).query(SETTINGS_VERSION)
+    except Exception:  # down or odd: no instance is known to have applied anything
         return {}
     return {r["metric"].get("instance", "?"): int(float(r["value"][1])) for r in result}

@@ -1,9 +1,11 @@
-"""Kafka signals through confluent-kafka: a consumer group's lag and a topic's depth.
+"""Kafka signals through confluent-kafka: a consumer group's lag and a topic's depth, over every partition.
 
-Neither joins a group: committed offsets are read with OffsetFetch, watermarks with ListOffsets."""
+One admin client per probe serves every Kafka signal: the topics' metadata is read once, committed
+offsets with OffsetFetch for any group (no group is joined), log offsets with ListOffsets."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from concertops.model.findings import Observation
@@ -16,6 +18,10 @@ SOURCE = "kafka"
 class KafkaSource:
     def __init__(self, bootstrap: str, timeout_s: float) -> None:
         self.bootstrap, self.timeout_s = bootstrap, timeout_s
+        self._lock = threading.Lock()
+        self._admin: Any = None
+        self._topics: dict[str, Any] | None = None
+        self._failure: Exception | None = None  # a broker that did not answer is asked once per probe
 
     def observe(self, signal: Signal) -> Observation:
         query = signal.describe_query()
@@ -25,49 +31,65 @@ class KafkaSource:
             return Observation(signal.name, SOURCE, query, error=error_line(exc))
         return Observation(signal.name, SOURCE, query, value=float(value))
 
-    def _client(self, group: str) -> Any:
-        from confluent_kafka import Consumer
+    def _client(self) -> Any:
+        """The admin client and the cluster's topics, fetched once for all signals of the probe."""
+        from confluent_kafka.admin import AdminClient
 
-        return Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": group,
-                "enable.auto.commit": False,
-                "socket.timeout.ms": int(self.timeout_s * 1000),
-                "log_level": 0,  # a down broker is reported once, as this signal's error
-            }
-        )
+        with self._lock:
+            if self._admin is None:
+                self._admin = AdminClient(
+                    {
+                        "bootstrap.servers": self.bootstrap,
+                        "socket.timeout.ms": int(self.timeout_s * 1000),
+                        "log_level": 0,  # a down broker is reported once, as each signal's error
+                    }
+                )
+            if self._failure is not None:
+                raise self._failure
+            if self._topics is None:
+                try:
+                    self._topics = dict(self._admin.list_topics(timeout=self.timeout_s).topics)
+                except Exception as exc:
+                    self._failure = exc
+                    raise
+            return self._admin
 
-    def _partitions(self, client: Any, topic: str) -> list[Any]:
+    def _partitions(self, topic: str) -> list[Any]:
         from confluent_kafka import TopicPartition
 
-        found = client.list_topics(topic, timeout=self.timeout_s).topics.get(topic)
+        self._client()
+        found = (self._topics or {}).get(topic)
         if found is None or found.error is not None or not found.partitions:
             raise LookupError(f"topic {topic} not found on {self.bootstrap}")
         return [TopicPartition(topic, p) for p in sorted(found.partitions)]
 
+    def _offsets(self, partitions: list[Any], spec: str) -> dict[int, int]:
+        from confluent_kafka.admin import OffsetSpec
+
+        which = OffsetSpec.earliest() if spec == "earliest" else OffsetSpec.latest()
+        futures = self._client().list_offsets(
+            {tp: which for tp in partitions}, request_timeout=self.timeout_s
+        )
+        return {tp.partition: future.result().offset for tp, future in futures.items()}
+
     def _lag(self, signal: Signal) -> int:
-        client = self._client(signal.group)
-        try:
-            partitions = self._partitions(client, signal.topic)
-            committed = client.committed(partitions, timeout=self.timeout_s)
-            lag = 0
-            for tp in committed:
-                low, high = client.get_watermark_offsets(tp, timeout=self.timeout_s)
-                # Nothing committed yet: everything still in the log is behind.
-                position = tp.offset if tp.offset >= 0 else low
-                lag += max(high - position, 0)
-            return lag
-        finally:
-            client.close()
+        from confluent_kafka import ConsumerGroupTopicPartitions
+
+        partitions = self._partitions(signal.topic)
+        request = [ConsumerGroupTopicPartitions(signal.group, partitions)]
+        futures = self._client().list_consumer_group_offsets(request, request_timeout=self.timeout_s)
+        committed = {tp.partition: tp.offset for tp in next(iter(futures.values())).result().topic_partitions}
+        high = self._offsets(partitions, "latest")
+        low = self._offsets(partitions, "earliest") if any(o < 0 for o in committed.values()) else {}
+        lag = 0
+        for tp in partitions:
+            # Nothing committed yet: everything still in the log is behind.
+            position = committed.get(tp.partition, -1)
+            position = position if position >= 0 else low.get(tp.partition, 0)
+            lag += max(high[tp.partition] - position, 0)
+        return lag
 
     def _depth(self, topic: str) -> int:
-        client = self._client("concertops-depth")
-        try:
-            total = 0
-            for tp in self._partitions(client, topic):
-                low, high = client.get_watermark_offsets(tp, timeout=self.timeout_s)
-                total += max(high - low, 0)
-            return total
-        finally:
-            client.close()
+        partitions = self._partitions(topic)
+        low, high = self._offsets(partitions, "earliest"), self._offsets(partitions, "latest")
+        return sum(max(high[p] - low[p], 0) for p in high)

@@ -14,13 +14,13 @@ DETAIL_ROWS = 10
 
 class SqlSource:
     def __init__(self, url: str, timeout_s: float, connections: int = 4) -> None:
-        import sqlalchemy as sa
+        from concertops.sources.database import open_engine
 
-        connect_args: dict[str, Any] = {}
-        if url.startswith("mysql"):
-            # Both bound by the probe's deadline: a locked table must not hang a cron check.
-            connect_args = {"connect_timeout": max(1, int(timeout_s)), "read_timeout": max(1, int(timeout_s))}
-        self.engine = sa.create_engine(url, pool_size=connections, max_overflow=0, connect_args=connect_args)
+        # The same sessions as remediation (UTC, READ COMMITTED), every wait bound by the probe's deadline:
+        # a locked table must not hang a cron check.
+        self.engine = open_engine(
+            url, timeout_s, connections, read_timeout_s=timeout_s, pool_wait_s=timeout_s
+        )
 
     def observe(self, signal: Signal) -> Observation:
         import sqlalchemy as sa

@@ -85,6 +85,43 @@ def test_b2_force_expires_overdue_holds_in_batches(cli: CliRunner, booking: Back
     booking.release_holds()
 
 
+def test_check_and_apply_agree_on_overdue_holds_on_a_server_not_in_utc(
+    cli: CliRunner, booking: Backend
+) -> None:
+    """Detection and remediation open the database through one factory: both sessions run in UTC, so on a
+    server whose zone is five hours ahead, holds due in two hours are overdue for neither."""
+    booking.release_holds()
+    booking.preset("legacy")
+    schedule = booking.overdue_holds(40)
+    later = booking.new_schedule(seats=5)
+    with booking.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO reservation (user_id, schedule_id, seat_no, seat_id, status, held_expires_at,"
+                " created_at, updated_at) SELECT 600000 + seat_no, schedule_id, seat_no, seat_id, 'HELD',"
+                " NOW() + INTERVAL 2 HOUR, NOW(), NOW() FROM seat WHERE schedule_id = :s"
+            ),
+            {"s": later},
+        )
+        conn.execute(sa.text("UPDATE seat SET status = 'HELD' WHERE schedule_id = :s"), {"s": later})
+    root = pymysql.connect(host=HOST, port=MARIADB_PORT, user="root", password="", autocommit=True)
+    with root.cursor() as cur:
+        cur.execute("SELECT @@global.time_zone")
+        (zone,) = cur.fetchone()
+        cur.execute("SET GLOBAL time_zone = '+05:00'")
+    try:
+        _code, detected = check(cli, booking, "prometheus", "B-2")
+        _code, dry = apply(cli, booking, "b2", "--dry-run")
+    finally:
+        with root.cursor() as cur:
+            cur.execute("SET GLOBAL time_zone = %s", (zone,))
+        root.close()
+    assert finding(detected, "B-2", "overdue_holds")["value"] == 40
+    assert step(dry, "force-expire")["affected"] == 40
+    assert booking.scalar(OVERDUE, s=schedule) == 40  # the dry run rolled back
+    booking.release_holds()
+
+
 def test_b2_force_expire_killed_mid_run_ends_like_an_uninterrupted_run(
     cli: CliRunner, booking: Backend
 ) -> None:

@@ -54,3 +54,20 @@ def test_simulate_load_rejects_an_unknown_scenario(cli: CliRunner) -> None:
     done = cli("simulate", "load", "black-friday")
     assert done.returncode == 3
     assert "black-friday" in done.stderr
+
+
+def test_runbook_help_shows_each_option_default_and_range_as_the_page_has_them(cli: CliRunner) -> None:
+    done = cli("b2", "--help", env={"COLUMNS": "250"})
+    assert done.returncode == 0
+    line = next(row for row in done.stdout.splitlines() if "--batch-size" in row)
+    assert "1<=x<=10000" in line and "(page: 500)" in line, line
+    tokens = next(
+        row for row in cli("a1", "--help", env={"COLUMNS": "250"}).stdout.splitlines() if "--tokens" in row
+    )
+    assert "(page: 20; limit ≥ 10)" in tokens, tokens
+
+
+def test_an_option_out_of_the_models_range_is_a_usage_error_with_exit_3(cli: CliRunner) -> None:
+    done = cli("b2", "--apply", "--batch-size", "0")
+    assert done.returncode == 3
+    assert "--batch-size" in done.stderr and "Traceback" not in done.stderr

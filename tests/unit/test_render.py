@@ -10,8 +10,8 @@ import jsonschema
 from concertops.cli.render import as_text, nagios, prom, sparkline, write_atomically
 from concertops.engine.report import Report, RunbookResult
 from concertops.model.findings import Finding, Step
-from concertops.runbooks.actions import ForceExpire
 from concertops.model.status import Status
+from concertops.runbooks.actions import ForceExpire
 from concertops.sources.scrape import histogram_quantile
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "check-schema.json").read_text())
