@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from concertops.cli.state import OPTIONS
+from concertops.cli.state import OPTIONS, remaining
 from concertops.model.errors import UsageError
 
 
@@ -36,7 +36,14 @@ OUTPUT_OPTION = typer.Option(
     metavar="FILE",
     help="Write there atomically instead of stdout (textfile collector).",
 )
-TIMEOUT_OPTION = typer.Option(5.0, "--timeout", min=0.1, max=120, help="Seconds each probe may take.")
+TIMEOUT_OPTION = typer.Option(
+    5.0,
+    "--timeout",
+    min=1,
+    max=120,
+    help="Seconds the whole command may take: connects, pool waits, reads, Kafka and HTTP (the default fits "
+    "a 10 s NRPE budget).",
+)
 ALL_OPTION = typer.Option(False, "--all", "-a", help="Table: list OK signals too, not only the firing ones.")
 
 
@@ -55,10 +62,17 @@ def check(
         help="Judge every rate and quantile over this window (e.g. 30s) instead of the runbook's: right "
         "after a fix, the default minutes still hold the incident.",
     ),
+    exit_status: bool = typer.Option(
+        False,
+        "--exit-status",
+        help="With --output: exit with the check's status (default: 0 once the file is written, as a "
+        "textfile collector's cron job wants).",
+    ),
 ) -> None:
     """Detect every incident of the manual at once: for cron, CI and the first look at 3 a.m.
 
-    Exit code: the worst status measured (0 OK, 1 WARNING, 2 CRITICAL); 3 only when nothing was measured.
+    Exit code: 2 CRITICAL when anything was measured critical; else 3 UNKNOWN when a runbook could not be
+    judged (none of its decisive signals measured); else the worst status (0 OK, 1 WARNING).
 
     Examples:
 
@@ -81,7 +95,7 @@ def check(
 
         if not WINDOW_PATTERN.match(window):
             raise UsageError(f"--window {window!r} is not a duration", "e.g. 30s, 2m")
-    run_report(list(dict.fromkeys(wanted)), fmt, output, timeout, show_all, window)
+    run_report(list(dict.fromkeys(wanted)), fmt, output, timeout, show_all, window, exit_status)
 
 
 def run_report(
@@ -91,6 +105,7 @@ def run_report(
     timeout: float,
     show_all: bool,
     window: str | None = None,
+    exit_status: bool = True,
 ) -> None:
     from concertops.cli import render
     from concertops.engine.check import run_check
@@ -101,7 +116,7 @@ def run_report(
     profile = OPTIONS.load_profile()
     runbooks = [get(i) for i in ids]
     report = run_check(
-        profile, runbooks, timeout, history=fmt is Format.table and output is None, window=window
+        profile, runbooks, remaining(timeout), history=fmt is Format.table and output is None, window=window
     )
     if fmt is Format.table and output is None:
         render.table(report, show_all)
@@ -109,6 +124,8 @@ def run_report(
         text = render.as_text(report, fmt.value)
         if output is not None:
             render.write_atomically(output, text)
+            if not exit_status:
+                raise typer.Exit(0)  # written: the file carries the statuses
         else:
             from concertops.cli import console
 

@@ -53,6 +53,14 @@ app.command("demo")(demo.demo)
 # …and one command per runbook page, so on-call muscle memory is `concertops b2` (see RunbookGroup).
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"concertops {version('concertops')}\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main(
     config: str | None = typer.Option(
@@ -69,6 +77,9 @@ def main(
         help="Profile in the config file (default: $CONCERTOPS_PROFILE or the file's default).",
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
 ) -> None:
     OPTIONS.config, OPTIONS.profile, OPTIONS.debug = config, profile, debug
 

@@ -17,6 +17,7 @@ COLOURS = {
     Status.WARNING: "yellow",
     Status.CRITICAL: "bold red",
     Status.UNKNOWN: "magenta",
+    Status.NOT_APPLICABLE: "dim",
 }
 _BARS = "▁▂▃▄▅▆▇█"
 
@@ -32,24 +33,56 @@ def as_text(report: Report, fmt: str) -> str:
 
 
 def nagios(report: Report) -> str:
-    """``CONCERTOPS CRITICAL - B-2: …; A-1: … | 'A-1'=0;1;2;0;3 …`` — one line, perfdata per runbook."""
+    """``CONCERTOPS CRITICAL - B-2: … | 'A-1'=0;1;2;0;3 … 'B-2.overdue_holds'=40;0;10 …`` — one line; the
+    perfdata holds each runbook's status, then every measured signal with its warning and critical ranges."""
     firing = [r for r in report.runbooks if r.status is not Status.OK]
     summary = "; ".join(f"{r.id}: {r.verdict}" for r in firing) or "all runbooks OK"
     broken = [f"{source}: {state}" for source, state in report.sources.items() if state != "ok"]
     if broken:
         # An OK built on the sources that answered must not read as a clean bill of health.
         summary += "; not measured: " + "; ".join(broken)
-    perfdata = " ".join(f"'{r.id}'={int(r.status)};1;2;0;3" for r in report.runbooks)
+    perfdata = " ".join(
+        [f"'{r.id}'={int(r.status)};1;2;0;3" for r in report.runbooks]
+        + [_perfdata(r.id, f) for r in report.runbooks for f in r.findings if f.value is not None]
+    )
     degraded = f" ({report.mode})" if report.mode.startswith("degraded") else ""
     perfdata += f" 'duration'={report.duration_s:.3f}s"
     return f"CONCERTOPS {report.status.name}{degraded} - {summary} | {perfdata}"
 
 
+def _perfdata(runbook: str, finding: Finding) -> str:
+    """``'B-2.overdue_holds'=40;0;10``: Nagios ranges, ``t`` alerting above t and ``t:`` below it."""
+
+    def limit(threshold: float | None) -> str:
+        if threshold is None:
+            return ""
+        return f"{threshold:g}:" if finding.below else f"{threshold:g}"
+
+    unit = "s" if finding.unit == "s" else ""
+    value = f"{finding.value:.6g}"
+    return f"'{runbook}.{finding.signal}'={value}{unit};{limit(finding.warning)};{limit(finding.critical)}"
+
+
 def prom(report: Report) -> str:
+    signals = [(r.id, f) for r in report.runbooks for f in r.findings]
     lines = [
         "# HELP concertops_runbook_status Runbook status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
         "# TYPE concertops_runbook_status gauge",
         *(f'concertops_runbook_status{{runbook="{r.id}"}} {int(r.status)}' for r in report.runbooks),
+        "# HELP concertops_signal_value The value a runbook signal measured (absent when not measured).",
+        "# TYPE concertops_signal_value gauge",
+        *(
+            f'concertops_signal_value{{runbook="{rid}",signal="{f.signal}"}} {f.value:.6g}'
+            for rid, f in signals
+            if f.value is not None
+        ),
+        "# HELP concertops_signal_status Signal status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, "
+        "4 not applicable.",
+        "# TYPE concertops_signal_status gauge",
+        *(
+            f'concertops_signal_status{{runbook="{rid}",signal="{f.signal}"}} {int(f.status)}'
+            for rid, f in signals
+        ),
         "# HELP concertops_check_duration_seconds How long the check took.",
         "# TYPE concertops_check_duration_seconds gauge",
         f"concertops_check_duration_seconds {report.duration_s:.3f}",
@@ -72,6 +105,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def table(report: Report, show_ok_findings: bool) -> None:
+    from rich.padding import Padding
     from rich.table import Table
 
     from concertops.cli import console
@@ -85,7 +119,7 @@ def table(report: Report, show_ok_findings: bool) -> None:
         colour = COLOURS[result.status]
         out.print()
         out.print(
-            f"[{colour}]{result.status.name:<8}[/] [bold]{result.id}[/] {result.title} — {result.verdict}"
+            f"[{colour}]{result.status.label:<8}[/] [bold]{result.id}[/] {result.title} — {result.verdict}"
         )
         grid = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
         for column in ("status", "signal", "value", "trend", "source"):
@@ -94,7 +128,7 @@ def table(report: Report, show_ok_findings: bool) -> None:
             if finding.status is Status.OK and not show_ok_findings:
                 continue
             grid.add_row(
-                f"[{COLOURS[finding.status]}]{finding.status.name}[/]",
+                f"[{COLOURS[finding.status]}]{finding.status.label}[/]",
                 finding.title,
                 _value(finding),
                 sparkline(finding.history),
@@ -103,10 +137,14 @@ def table(report: Report, show_ok_findings: bool) -> None:
         if grid.row_count:
             out.print(grid)
         for finding in result.findings:
-            if finding.status is not Status.OK and finding.rows:
+            if finding.rows:
                 out.print(f"    [dim]{finding.title}, first rows:[/]")
+                evidence = Table(box=None, padding=(0, 2), pad_edge=False, show_header=bool(finding.columns))
+                for column in finding.columns or [""] * len(finding.rows[0]):
+                    evidence.add_column(column, overflow="fold")
                 for row in finding.rows[:5]:
-                    out.print("      " + "  ".join(str(v) for v in row))
+                    evidence.add_row(*(str(v) for v in row))
+                out.print(Padding(evidence, (0, 0, 0, 6)))
         for n, step in enumerate(result.plan, 1):
             limits = ", ".join(f"{k}={v}" for k, v in step.limits.items())
             detail = f"[bold]{step.action}[/]" + (f", {limits}" if limits else "")
@@ -114,7 +152,7 @@ def table(report: Report, show_ok_findings: bool) -> None:
 
 
 def _value(finding: Finding) -> str:
-    if finding.status is Status.UNKNOWN:
+    if finding.status in (Status.UNKNOWN, Status.NOT_APPLICABLE):
         return finding.message
     return finding.message if finding.value is not None else "—"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,3 +26,14 @@ class Options:
 
 
 OPTIONS = Options()
+
+# When this invocation began (near enough: the command tree is imported first), so that `--timeout`
+# bounds the whole command, start-up and output included, as a cron or NRPE time budget counts it.
+STARTED = time.monotonic()
+OUTPUT_MARGIN_S = 0.3  # judging, rendering and exiting
+MIN_PROBE_S = 0.5
+
+
+def remaining(timeout_s: float) -> float:
+    """What is left of ``timeout_s`` for probing."""
+    return max(MIN_PROBE_S, timeout_s - (time.monotonic() - STARTED) - OUTPUT_MARGIN_S)

@@ -1,15 +1,19 @@
-"""Probe: every signal of the chosen runbooks measured once, in parallel, each within its own deadline.
+"""Probe: every signal of the chosen runbooks measured once, in parallel, all within one deadline.
 
 Metric signals go to Prometheus when one is configured and answers, else to a direct scrape of the
 service's ``/metrics`` endpoints (the report says "degraded: direct scrape"). A signal shared by several
 runbooks (the same query) is measured once. An unreachable source makes only its own signals UNKNOWN.
+
+``timeout_s`` bounds the whole probe: the Prometheus ping, connects, pool waits, reads, Kafka metadata and
+HTTP. The workers are daemon threads, so a source that accepts connections and never answers is abandoned
+at the deadline (its signals UNKNOWN, "timed out") instead of holding the command up.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,8 +21,10 @@ from concertops.config import Profile
 from concertops.model.findings import Observation
 from concertops.model.signals import METRIC_KINDS, Signal
 from concertops.redact import error_line, redact_url
+from concertops.sources.threads import DaemonPool
 
 WORKERS = 16
+PING_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ def probe(
 ) -> Probed:
     """Measure ``signals`` (deduplicated); ``history_for`` names the signals that also want 30 minutes of
     history (the sparkline), fetched from Prometheus only."""
+    deadline = time.monotonic() + timeout_s
     unique: dict[tuple[str, str], Signal] = {}
     for signal in signals:
         unique.setdefault(_key(signal), signal)
@@ -48,14 +55,15 @@ def probe(
     adapters = _Adapters(profile, timeout_s)
     metric_signals = [s for s in unique.values() if s.kind in METRIC_KINDS]
     tasks: dict[tuple[str, str], Callable[[], Observation]] = {}
-    with ThreadPoolExecutor(WORKERS) as pool:
+    pool = DaemonPool(WORKERS)
+    try:
         prometheus, mode = _prometheus(profile, timeout_s, sources) if metric_signals else (None, "")
         scrape = None
         if metric_signals and prometheus is None:
             from concertops.sources.scrape import ScrapeSource
 
             scrape = ScrapeSource(profile.metrics_urls, timeout_s, scrape_interval_s)
-            collected = pool.submit(scrape.collect, metric_signals)
+            collected = pool.submit(lambda: scrape.collect(metric_signals))
         for key, signal in unique.items():
             if signal.kind in METRIC_KINDS:
                 if prometheus is not None:
@@ -67,9 +75,9 @@ def probe(
                 tasks[key] = _bind(adapters.sql().observe, signal)
             else:
                 tasks[key] = _bind(adapters.kafka().observe, signal)
-        # Rates by direct scrape wait for the second scrape: their deadline starts after it.
-        budget = timeout_s + (scrape_interval_s if scrape is not None else 0.0)
-        observations = _gather(pool, tasks, unique, budget)
+        observations = _gather(pool, tasks, unique, deadline, timeout_s)
+    finally:
+        pool.close()
     adapters.close()
     for key, observed in observations.items():
         # Each source's state: "ok", or the first error one of its signals met.
@@ -81,13 +89,13 @@ def probe(
 
 
 def _gather(
-    pool: ThreadPoolExecutor,
+    pool: DaemonPool,
     tasks: dict[tuple[str, str], Callable[[], Observation]],
     signals: dict[tuple[str, str], Signal],
+    deadline: float,
     budget_s: float,
 ) -> dict[tuple[str, str], Observation]:
     futures: dict[Future[Observation], tuple[str, str]] = {pool.submit(t): k for k, t in tasks.items()}
-    deadline = time.monotonic() + budget_s
     results: dict[tuple[str, str], Observation] = {}
     pending = set(futures)
     while pending and (left := deadline - time.monotonic()) > 0:
@@ -115,7 +123,8 @@ def _prometheus(profile: Profile, timeout_s: float, sources: dict[str, str]) -> 
 
     source = prometheus(profile.prometheus_url, timeout_s)
     try:
-        source.ping()
+        # A short look first: a Prometheus that hangs must leave the deadline to the direct scrape.
+        source.ping(min(PING_TIMEOUT_S, timeout_s / 3))
     except Exception as exc:
         sources["prometheus"] = f"{redact_url(profile.prometheus_url)}: {error_line(exc)}"
         return None, "degraded: direct scrape (Prometheus did not answer)"

@@ -96,6 +96,8 @@ class ApplyResult:
 
     @property
     def exit_code(self) -> int:
+        if self.before.status is Status.UNKNOWN:  # refused: never "nothing to do" while blind
+            return int(Status.UNKNOWN)
         if self.failed:
             return int(Status.CRITICAL)
         if not self.before.plan:  # nothing to do: the diagnosis decides (UNKNOWN → 3)
@@ -142,7 +144,7 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
     before = run_check(profile, [runbook], options.timeout_s, enable=enable).runbooks[0]
     result = ApplyResult(runbook.id, options.dry_run, before, [])
     if before.status is Status.UNKNOWN:
-        result.message = "nothing was measured, so nothing is applied: run `concertops doctor`"
+        result.message = f"refused, nothing is applied: {before.verdict} (run `concertops doctor`)"
         return result
     if not before.plan:
         result.message = f"nothing to do: {before.verdict}"

@@ -1,4 +1,4 @@
-"""A check's result: per runbook its status, findings and plan; overall the worst status measured.
+"""A check's result: per runbook its status, findings and plan; overall as ``model.status.report_status``.
 
 ``as_json`` is the documented, stable schema (``docs/check-schema.json``)."""
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from concertops.model.findings import Finding, Step
-from concertops.model.status import Status, overall
+from concertops.model.status import Status, report_status
 
 SCHEMA_VERSION = 1
 
@@ -44,7 +44,9 @@ class Report:
 
     @property
     def status(self) -> Status:
-        return overall(r.status for r in self.runbooks)
+        return report_status(
+            (r.status for r in self.runbooks), (f.status for r in self.runbooks for f in r.findings)
+        )
 
     @property
     def exit_code(self) -> int:

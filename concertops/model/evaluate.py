@@ -13,7 +13,9 @@ def judge(signal: Signal, observed: Observation) -> Finding:
     A threshold is crossed when the value is strictly beyond it (``> warning``, or ``< warning`` for a
     floor), as the manual writes its checks ("pool usage > 80%")."""
     if observed.not_applicable:
-        return _finding(signal, observed, Status.OK, None, f"not applicable: {observed.not_applicable}")
+        return _finding(
+            signal, observed, Status.NOT_APPLICABLE, None, f"not applicable: {observed.not_applicable}"
+        )
     if observed.error is not None:
         return _finding(signal, observed, Status.UNKNOWN, None, f"not measured: {observed.error}")
     value = observed.value
@@ -46,8 +48,13 @@ def _finding(
         query=observed.query,
         message=message,
         unit=signal.unit,
-        rows=observed.rows if status is not Status.OK else (),
+        rows=observed.rows if status in (Status.WARNING, Status.CRITICAL) else (),
         history=observed.history,
+        columns=observed.columns if status in (Status.WARNING, Status.CRITICAL) else (),
+        warning=signal.warning,
+        critical=signal.critical,
+        below=signal.below,
+        decisive=signal.decisive,
     )
 
 

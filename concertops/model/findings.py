@@ -19,6 +19,7 @@ class Observation:
     value: float | None = None
     error: str | None = None
     rows: tuple[tuple[Any, ...], ...] = ()  # evidence rows (SQL detail queries)
+    columns: tuple[str, ...] = ()  # the evidence rows' column names
     history: tuple[float, ...] = ()  # the last 30 minutes, for the sparkline
     not_applicable: str = (
         ""  # why this deployment cannot have the signal (e.g. MySQL's processlist on SQLite)
@@ -38,6 +39,11 @@ class Finding:
     unit: str = ""
     rows: tuple[tuple[Any, ...], ...] = ()
     history: tuple[float, ...] = ()
+    columns: tuple[str, ...] = ()
+    warning: float | None = None  # the signal's thresholds, for perfdata and exporters
+    critical: float | None = None
+    below: bool = False
+    decisive: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +57,10 @@ class Finding:
             "query": self.query,
             "message": self.message,
             "rows": [list(map(_plain, row)) for row in self.rows],
+            "columns": list(self.columns),
+            "warning": self.warning,
+            "critical": self.critical,
+            "decisive": self.decisive,
         }
 
 

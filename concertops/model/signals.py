@@ -87,6 +87,9 @@ class Signal:
     below: bool = False  # thresholds are floors (e.g. a success rate), not ceilings
     unit: str = ""
     main: bool = False  # the runbook's headline signal (sparkline in the table view)
+    # A decisive signal can tell on its own whether the incident is there: a runbook none of whose
+    # decisive signals was measured is UNKNOWN, whatever the others read.
+    decisive: bool = False
     # metric kinds
     series: Series | None = None
     denominator: Series | None = None
@@ -102,6 +105,9 @@ class Signal:
     # kafka
     group: str = ""
     topic: str = ""
+    # concertops's own group (e.g. the DLQ replay's): before its first run it does not exist, and then
+    # everything in the topic is behind. Any other missing group is a finding (UNKNOWN), never a lag of 0.
+    group_is_ours: bool = False
 
     @property
     def source_kind(self) -> str:
@@ -154,6 +160,7 @@ def parse_signal(raw: Any, where: str) -> Signal:
         "below": bool(raw.get("below", False)),
         "unit": str(raw.get("unit", "")),
         "main": bool(raw.get("main", False)),
+        "decisive": bool(raw.get("decisive", False)),
     }
     if common["warning"] is None and common["critical"] is None and not raw.get("info"):
         raise RunbookPageError(f"{where}: give a warning or critical threshold (or info: true)")
@@ -173,6 +180,7 @@ def parse_signal(raw: Any, where: str) -> Signal:
         common["mysql_only"] = str(raw.get("mysql_only", ""))
     elif kind == "kafka_lag":
         common["group"], common["topic"] = _text(raw, "group", where), _text(raw, "topic", where)
+        common["group_is_ours"] = bool(raw.get("group_is_ours", False))
     else:
         common["topic"] = _text(raw, "topic", where)
     return Signal(**common)

@@ -4,18 +4,23 @@ A runbook module (``a1_lock_contention`` …) adds only what is its own, such as
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from concertops.model.evaluate import judge
 from concertops.model.findings import Finding, Observation, Step
 from concertops.model.page import Page
-from concertops.model.status import Status, overall
+from concertops.model.status import MEASURED, Status, runbook_status
 
 FIRING = (Status.WARNING, Status.CRITICAL)
 
 
 def evaluate(page: Page, observations: Mapping[str, Observation]) -> tuple[Finding, ...]:
-    return tuple(judge(signal, observations[signal.name]) for signal in page.signals)
+    deciding = decisive(page)
+    return tuple(
+        dataclasses.replace(judge(signal, observations[signal.name]), decisive=signal.name in deciding)
+        for signal in page.signals
+    )
 
 
 def plan(page: Page, findings: tuple[Finding, ...], enable: frozenset[str] = frozenset()) -> tuple[Step, ...]:
@@ -36,15 +41,30 @@ def plan(page: Page, findings: tuple[Finding, ...], enable: frozenset[str] = fro
     )
 
 
-def status_of(findings: tuple[Finding, ...]) -> Status:
-    return overall(f.status for f in findings)
+def decisive(page: Page) -> frozenset[str]:
+    """The signals the page marks decisive; a page that marks none is judged by all of them."""
+    marked = frozenset(s.name for s in page.signals if s.decisive)
+    return marked or frozenset(s.name for s in page.signals)
+
+
+def status_of(page: Page, findings: tuple[Finding, ...]) -> Status:
+    deciding = decisive(page)
+    return runbook_status((f.status, f.signal in deciding) for f in findings)
+
+
+def unmeasured(page: Page, findings: tuple[Finding, ...]) -> list[Finding]:
+    """The decisive signals that were not measured (UNKNOWN or not applicable here)."""
+    deciding = decisive(page)
+    return [f for f in findings if f.signal in deciding and f.status not in MEASURED]
 
 
 def verdict(page: Page, findings: tuple[Finding, ...]) -> str:
-    """One line for the engineer: what is wrong, or that nothing is."""
-    status = status_of(findings)
+    """One line for the engineer: what is wrong, that nothing is, or what could not be seen."""
+    status = status_of(page, findings)
     if status is Status.UNKNOWN:
-        return "could not be judged: no signal was measured"
+        return "could not be judged: " + "; ".join(
+            f"{f.signal} {f.message}" for f in unmeasured(page, findings)
+        )
     firing = [f for f in findings if f.status in FIRING]
     if not firing:
         return "no sign of this incident"

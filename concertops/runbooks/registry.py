@@ -37,9 +37,11 @@ class Runbook:
     ) -> Judgement:
         findings = base.evaluate(self.page, observations)
         firing = {f.signal for f in findings if f.status in base.FIRING}
-        special = self.module.verdict(firing.__contains__)
+        status = base.status_of(self.page, findings)
+        # A runbook that could not be judged says what it could not see, not what the rest suggests.
+        special = None if status is Status.UNKNOWN else self.module.verdict(firing.__contains__)
         return Judgement(
-            status=base.status_of(findings),
+            status=status,
             verdict=special or base.verdict(self.page, findings),
             findings=findings,
             plan=base.plan(self.page, findings, enable),

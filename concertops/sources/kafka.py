@@ -22,6 +22,7 @@ class KafkaSource:
         self._admin: Any = None
         self._topics: dict[str, Any] | None = None
         self._failure: Exception | None = None  # a broker that did not answer is asked once per probe
+        self._group_ids: set[str] | None = None
 
     def observe(self, signal: Signal) -> Observation:
         query = signal.describe_query()
@@ -33,26 +34,29 @@ class KafkaSource:
 
     def _client(self) -> Any:
         """The admin client and the cluster's topics, fetched once for all signals of the probe."""
+        with self._lock:
+            return self._client_unlocked()
+
+    def _client_unlocked(self) -> Any:
         from confluent_kafka.admin import AdminClient
 
-        with self._lock:
-            if self._admin is None:
-                self._admin = AdminClient(
-                    {
-                        "bootstrap.servers": self.bootstrap,
-                        "socket.timeout.ms": int(self.timeout_s * 1000),
-                        "log_level": 0,  # a down broker is reported once, as each signal's error
-                    }
-                )
-            if self._failure is not None:
-                raise self._failure
-            if self._topics is None:
-                try:
-                    self._topics = dict(self._admin.list_topics(timeout=self.timeout_s).topics)
-                except Exception as exc:
-                    self._failure = exc
-                    raise
-            return self._admin
+        if self._admin is None:
+            self._admin = AdminClient(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "socket.timeout.ms": int(self.timeout_s * 1000),
+                    "log_level": 0,  # a down broker is reported once, as each signal's error
+                }
+            )
+        if self._failure is not None:
+            raise self._failure
+        if self._topics is None:
+            try:
+                self._topics = dict(self._admin.list_topics(timeout=self.timeout_s).topics)
+            except Exception as exc:
+                self._failure = exc
+                raise
+        return self._admin
 
     def _partitions(self, topic: str) -> list[Any]:
         from confluent_kafka import TopicPartition
@@ -62,6 +66,14 @@ class KafkaSource:
         if found is None or found.error is not None or not found.partitions:
             raise LookupError(f"topic {topic} not found on {self.bootstrap}")
         return [TopicPartition(topic, p) for p in sorted(found.partitions)]
+
+    def _groups(self) -> set[str]:
+        """The groups the cluster knows (listed once per probe)."""
+        with self._lock:
+            if self._group_ids is None:
+                listed = self._client_unlocked().list_consumer_groups(request_timeout=self.timeout_s).result()
+                self._group_ids = {g.group_id for g in listed.valid}
+            return self._group_ids
 
     def _offsets(self, partitions: list[Any], spec: str) -> dict[int, int]:
         from confluent_kafka.admin import OffsetSpec
@@ -79,6 +91,10 @@ class KafkaSource:
         request = [ConsumerGroupTopicPartitions(signal.group, partitions)]
         futures = self._client().list_consumer_group_offsets(request, request_timeout=self.timeout_s)
         committed = {tp.partition: tp.offset for tp in next(iter(futures.values())).result().topic_partitions}
+        nothing_committed = all(offset < 0 for offset in committed.values())
+        # No offset at all: a group that is not there is a finding, never a lag of 0 (or of everything).
+        if nothing_committed and not signal.group_is_ours and signal.group not in self._groups():
+            raise LookupError(f"consumer group {signal.group} not found on {self.bootstrap}")
         high = self._offsets(partitions, "latest")
         low = self._offsets(partitions, "earliest") if any(o < 0 for o in committed.values()) else {}
         lag = 0

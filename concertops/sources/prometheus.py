@@ -38,8 +38,11 @@ class PrometheusSource:
         # No retries: a probe has its own deadline, and a down Prometheus must fail over to scraping fast.
         self.client = PrometheusConnect(url=url, disable_ssl=True, retry=Retry(total=0), timeout=timeout_s)
 
-    def ping(self) -> None:
-        self.client.custom_query("vector(1)")
+    def ping(self, timeout_s: float | None = None) -> None:
+        answer = self.client._session.get(
+            f"{self.url}/api/v1/query", params={"query": "vector(1)"}, timeout=timeout_s or self.timeout_s
+        )
+        answer.raise_for_status()
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.client.custom_query(expr)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from concertops.model.findings import Observation
 from concertops.model.signals import METRIC_KINDS, Matcher, Series, Signal
 from concertops.redact import redact_text, redact_url
+from concertops.sources.threads import map_within
 
 Sample = tuple[str, dict[str, str], float]
 
@@ -109,8 +109,9 @@ class ScrapeSource:
 
     # -- scraping ------------------------------------------------------------------------------------------
     def _scrape(self) -> Snapshot:
-        with ThreadPoolExecutor(max(1, len(self.urls))) as pool:
-            results = list(pool.map(self._fetch, self.urls))
+        late: tuple[tuple[Sample, ...], str] = ((), f"no answer within {self.timeout_s:g} s")
+        # A little over the fetch's own timeout: httpx ends a silent endpoint itself, this only backs it up.
+        results = map_within(self._fetch, self.urls, self.timeout_s + 0.5, late)
         self.failed = [error for _samples, error in results if error]
         return Snapshot(time.monotonic(), tuple(samples for samples, error in results if not error))
 

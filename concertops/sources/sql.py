@@ -35,15 +35,23 @@ class SqlSource:
         try:
             with self.engine.connect() as conn:
                 row = conn.execute(sa.text(query)).first()
-                value = None if row is None or row[signal.column] is None else float(row[signal.column])
+                if row is None:
+                    # SHOW STATUS LIKE 'X' on a server without X: nothing was measured, not a zero.
+                    return Observation(
+                        signal.name, SOURCE, query, error="no row: the server has no such value"
+                    )
+                value = None if row[signal.column] is None else float(row[signal.column])
                 rows: tuple[tuple[Any, ...], ...] = ()
+                columns: tuple[str, ...] = ()
                 if detail:
-                    rows = tuple(tuple(r) for r in conn.execute(sa.text(detail)).fetchmany(DETAIL_ROWS))
+                    evidence = conn.execute(sa.text(detail))
+                    columns = tuple(evidence.keys())
+                    rows = tuple(tuple(r) for r in evidence.fetchmany(DETAIL_ROWS))
         except Exception as exc:  # SQLAlchemyError, a non-numeric column
             return Observation(signal.name, SOURCE, query, error=_describe(exc))
         if value is None:
-            value = 0.0  # COUNT(*) over nothing, or a status variable the server does not have
-        return Observation(signal.name, SOURCE, query, value=value, rows=rows)
+            value = 0.0  # SUM over no row
+        return Observation(signal.name, SOURCE, query, value=value, rows=rows, columns=columns)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -7,7 +7,7 @@ import pytest
 from concertops.model.evaluate import format_value, judge
 from concertops.model.findings import Observation
 from concertops.model.signals import Signal
-from concertops.model.status import Status, overall
+from concertops.model.status import Status, report_status, runbook_status
 
 CEILING = Signal("pool_usage", "DB pool in use", "gauge", warning=0.8, critical=0.95, unit="ratio")
 FLOOR = Signal("connected", "Producers connected", "gauge", critical=1, below=True)
@@ -61,11 +61,54 @@ def test_an_error_is_unknown_and_no_traffic_is_ok() -> None:
     assert idle.status is Status.OK and "no traffic" in idle.message
 
 
-def test_overall_is_the_worst_measured_and_unknown_only_when_nothing_was() -> None:
-    assert overall([Status.OK, Status.UNKNOWN]) is Status.OK
-    assert overall([Status.WARNING, Status.UNKNOWN, Status.CRITICAL]) is Status.CRITICAL
-    assert overall([Status.UNKNOWN, Status.UNKNOWN]) is Status.UNKNOWN
-    assert overall([]) is Status.UNKNOWN
+OK, WARN, CRIT, UNKNOWN, NA = (
+    Status.OK,
+    Status.WARNING,
+    Status.CRITICAL,
+    Status.UNKNOWN,
+    Status.NOT_APPLICABLE,
+)
+
+
+@pytest.mark.parametrize(
+    ("findings", "status"),
+    [
+        ([(OK, True), (UNKNOWN, False)], OK),
+        ([(OK, True), (UNKNOWN, True)], OK),  # one decisive signal measured is enough to judge
+        ([(UNKNOWN, True), (OK, False)], UNKNOWN),  # blind on what decides: never OK
+        ([(UNKNOWN, True), (CRIT, False)], UNKNOWN),
+        ([(NA, True), (OK, False)], UNKNOWN),  # not applicable is no evidence of health
+        ([(NA, True), (WARN, True)], WARN),
+        ([(WARN, True), (CRIT, False), (UNKNOWN, False)], CRIT),
+        ([], UNKNOWN),
+    ],
+)
+def test_a_runbook_is_judged_by_its_decisive_signals(findings: list, status: Status) -> None:
+    assert runbook_status(findings) is status
+
+
+@pytest.mark.parametrize(
+    ("runbooks", "findings", "status"),
+    [
+        ([OK, OK], [OK, OK], OK),
+        ([OK, WARN], [OK, WARN], WARN),
+        ([OK, UNKNOWN], [OK, UNKNOWN], UNKNOWN),  # could not judge one: not OK, not WARNING
+        ([WARN, UNKNOWN], [WARN, UNKNOWN], UNKNOWN),
+        ([CRIT, UNKNOWN], [CRIT, UNKNOWN], CRIT),  # a measured critical outranks the blind spot
+        ([UNKNOWN], [CRIT, UNKNOWN], CRIT),  # critical measured in a runbook that could not be judged
+        ([], [], UNKNOWN),
+    ],
+)
+def test_a_check_is_critical_then_unknown_then_the_worst(
+    runbooks: list, findings: list, status: Status
+) -> None:
+    assert report_status(runbooks, findings) is status
+
+
+def test_not_applicable_is_its_own_state() -> None:
+    finding = judge(CEILING, Observation("pool_usage", "sql", "q", not_applicable="MySQL only"))
+    assert finding.status is Status.NOT_APPLICABLE and finding.status.label == "N/A"
+    assert "not applicable" in finding.message
 
 
 @pytest.mark.parametrize(
