@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from concertops.cli import console
 from concertops.cli.render import COLOURS
 from concertops.model.status import Status
@@ -33,12 +35,15 @@ class TerminalUi:
             if finding.status is not Status.OK:
                 colour = COLOURS[finding.status]
                 line = f"{finding.title}: {finding.message}"
-                self.console.print(f"  [{colour}]{finding.status.name:<8}[/] {line}")
+                self.console.print(f"  [{colour}]{finding.status.label:<8}[/] {line}")
         mode = "[bold]dry run[/]: nothing will change" if result.dry_run else "[bold]apply[/]"
         self.console.print(f"\nPlan ({mode}):")
         for number, run in enumerate(result.steps, 1):
             self.console.print(f"  {number}. [bold]{run.step.id}[/] {run.step.title}")
-            self.console.print(f"     {run.intent}")
+            if run.blocked:
+                self.console.print(f"     [yellow]! {run.blocked}[/]")
+            else:
+                self.console.print(f"     {run.intent}")
             if run.step.expect:
                 self.console.print(f"     [dim]expect: {run.step.expect}[/]")
 
@@ -63,6 +68,8 @@ class TerminalUi:
         self.stop()
         mark = _MARKS.get(run.outcome.result, "?")
         self.console.print(f"  {mark} [bold]{run.step.id}[/]: {run.outcome.detail}")
+        for statement in run.statements:
+            self.console.print(f"      [dim]{escape(statement)}[/]", soft_wrap=True)
 
     def note(self, text: str) -> None:
         self.console.print(f"  [dim]{text}[/]")

@@ -110,6 +110,10 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if _is_usage_error(exc):
             exc.show()  # type: ignore[attr-defined]
+        elif type(exc).__module__.startswith("sqlalchemy"):
+            # The store did not answer (or lacks a table): one line with the fix, not SQLAlchemy's two
+            # lines and web link.
+            _error(redact_text(_store_error(exc)))
         else:
             if OPTIONS.debug or "--debug" in args:
                 import traceback
@@ -124,6 +128,16 @@ def run(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _store_error(exc: Exception) -> str:
+    from concertops.redact import error_line
+
+    cause = getattr(exc, "orig", None) or exc
+    return (
+        f"the database did not answer as expected: {type(cause).__name__}: {error_line(cause)} — check "
+        "database_url (concertops doctor); a missing table needs `concertops backend migrate`"
+    )
 
 
 def _is_usage_error(exc: Exception) -> bool:

@@ -27,6 +27,12 @@ DRY_RUN = typer.Option(
     False, "--dry-run", help="Run every step in a mode that changes nothing; exact counts."
 )
 YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (automation).")
+PRINT = typer.Option(
+    False,
+    "--print",
+    help="With --dry-run: show the exact statements each step sends (all rolled back), as pt-archiver "
+    "--dry-run does.",
+)
 REASON = typer.Option("", "--reason", help="Why, for the settings history and the audit (e.g. INC-1234).")
 VERIFY_TIMEOUT = typer.Option(
     90.0, "--verify-timeout", min=0, max=3600, help="Seconds to wait for the signals to recover."
@@ -43,6 +49,7 @@ COMMON: tuple[tuple[str, Any, Any], ...] = (
     ("apply", bool, APPLY),
     ("dry_run", bool, DRY_RUN),
     ("yes", bool, YES),
+    ("show_statements", bool, PRINT),
     ("reason", str, REASON),
     ("fmt", Format, FORMAT_OPTION),
     ("output", Path | None, OUTPUT_OPTION),
@@ -146,11 +153,14 @@ def _run(
     apply: bool,
     dry_run: bool,
     yes: bool,
+    show_statements: bool,
     reason: str,
     verify_timeout: float,
     verify_window: str,
     tuned: Tuned = ({}, frozenset()),
 ) -> None:
+    if show_statements and not dry_run:
+        raise UsageError("--print shows what a dry run sends", "add --dry-run")
     if not (apply or dry_run):
         # One runbook: every signal is worth a line, healthy ones included.
         run_report([runbook_id], fmt, output, timeout, show_all=True)
@@ -160,6 +170,7 @@ def _run(
     if fmt not in (Format.table, Format.json) or output is not None:
         raise UsageError("--apply and --dry-run report as table or json", "drop --output, use --format json")
     from concertops.cli import apply_view
+    from concertops.engine.interrupts import terminate_like_ctrl_c
     from concertops.engine.remediate import Options, Tuning, remediate
     from concertops.model.signals import WINDOW_PATTERN
     from concertops.runbooks.registry import get
@@ -175,7 +186,9 @@ def _run(
         verify_timeout_s=verify_timeout,
         verify_window=verify_window,
         tuning=Tuning(overrides, enable),
+        show_statements=show_statements,
     )
+    terminate_like_ctrl_c()  # a SIGTERM mid-run is audited and reported as an interruption
     ui = apply_view.TerminalUi(quiet=fmt is Format.json)
     try:
         result = remediate(OPTIONS.load_profile(), get(runbook_id), options, ui)

@@ -231,7 +231,7 @@ def _change(
         raise typer.Exit(0)
     if not yes:
         _confirm(profile)
-    audit = AuditLog(engine, "settings", profile.name, dry_run=False)
+    audit = AuditLog(engine, "settings", profile.name, dry_run=False, reason=reason)
     row = audit.start("settings", what, {c.name: c.new for c in pending})
     try:
         written = settings_ops.write(engine, changes, audit.operator, reason)

@@ -163,6 +163,7 @@ remediation_audit = sa.Table(
     sa.Column("result", sa.String(16), nullable=False),
     sa.Column("affected", sa.Integer, nullable=True),
     sa.Column("detail", sa.String(1000), nullable=False, default=""),
+    sa.Column("reason", sa.String(500), nullable=False, default="", server_default=""),
     sa.Index("ix_remediation_audit_runbook_started", "runbook", "started_at"),
 )
 

@@ -36,6 +36,29 @@ class Outcome:
     settings_version: int | None = None  # a version every instance must apply before verifying
 
 
+@dataclass
+class Progress:
+    """What a batched step has committed so far: after an interrupt or a failure, the audit and the
+    terminal say exactly this (the rows of committed batches stay changed; the open one rolled back)."""
+
+    noun: str  # what a row's change is, e.g. "holds expired"
+    batches: int = 0
+    rows: int = 0
+    in_flight: bool = False  # a batch's transaction is open right now
+
+    def committed(self, rows: int) -> None:
+        self.batches, self.rows, self.in_flight = self.batches + 1, self.rows + rows, False
+
+    def describe(self) -> str:
+        done = f"{self.batches} batch{'es' if self.batches != 1 else ''} committed, {self.rows} {self.noun}"
+        return done + (f"; the {_ordinal(self.batches + 1)} rolled back" if self.in_flight else "")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 class Tally(Protocol):
     """A progress bar: ``advance`` by items done; ``close`` when the step ends."""
 
@@ -63,6 +86,12 @@ class Context:
     progress: Callable[[str, int | None], Tally] = field(default=lambda _what, _total: _Silent())
     # Database connections of this run that no step may touch (the lock's, held for the whole run).
     own_connections: set[int] = field(default_factory=set)
+    # Settings earlier steps of the plan will have written by the time a later step runs (prepare order).
+    planned: dict[str, Any] = field(default_factory=dict)
+    # One audit row per committed batch: (step id, batch number, rows changed, keys it covered).
+    batch_committed: Callable[[str, int, int, dict[str, Any]], None] = field(
+        default=lambda _step, _n, _rows, _keys: None
+    )
 
 
 class Action(Protocol):
@@ -90,6 +119,7 @@ class SetSettings:
 
     def prepare(self, ctx: Context) -> str:
         self.changes = settings_ops.parse_assignments([f"{k}={v}" for k, v in self._assignments().items()])
+        ctx.planned.update(self.changes)
         for name, value in self.changes.items():
             _within_limits(self.step, name, value)
             if name == "db_pool_size" and isinstance(value, int):
@@ -221,7 +251,9 @@ class ActivateWaiting:
 
     step: Step
 
-    def _free_slots(self, conn: sa.Connection) -> tuple[int, int, int]:
+    blocked: str = ""  # why the step, as prepared, changes nothing although its signal fires
+
+    def _free_slots(self, conn: sa.Connection, ceiling: int | None = None) -> tuple[int, int, int, int]:
         values, _version = settings_store.current(conn)
         active, waiting = (
             conn.execute(
@@ -230,15 +262,24 @@ class ActivateWaiting:
             for status in ("ACTIVE", "WAITING")
         )
         limit = self.step.config.max_tokens
-        free = max(0, min(int(values["max_active_tokens"]) - int(active), int(waiting), limit))
-        return free, int(active), int(waiting)
+        most = int(values["max_active_tokens"]) if ceiling is None else ceiling
+        free = max(0, min(most - int(active), int(waiting), limit))
+        return free, int(active), int(waiting), most
 
     def prepare(self, ctx: Context) -> str:
+        # A raise of max_active_tokens earlier in the same plan is in force by the time this step runs.
+        raised = ctx.planned.get("max_active_tokens")
         with ctx.engine.connect() as conn:
-            free, active, waiting = self._free_slots(conn)
+            free, active, waiting, most = self._free_slots(conn, raised if isinstance(raised, int) else None)
         if not waiting:
             return "no WAITING token"
-        return f"activate {free} of {waiting} WAITING token(s) now ({active} ACTIVE)"
+        if not free:
+            self.blocked = (
+                f"activates none of {waiting} WAITING token(s): max_active_tokens={most} is filled by "
+                f"{active} ACTIVE; let more in with a3 --raise-tokens N (the queue then drains N - {active})"
+            )
+            return self.blocked
+        return f"activate {free} of {waiting} WAITING token(s) now ({active} ACTIVE of {most})"
 
     def run(self, ctx: Context) -> Outcome:
         import redis
@@ -264,7 +305,7 @@ class ActivateWaiting:
 
         with ctx.engine.connect() as conn:
             tx = conn.begin()
-            free, _active, waiting = self._free_slots(conn)
+            free, _active, waiting, _most = self._free_slots(conn)
             activated = 0
             if free:
                 values, _version = settings_store.current(conn)
@@ -292,8 +333,11 @@ class ActivateWaiting:
                     "ok", activated, f"would activate {activated} of {waiting} WAITING (rolled back)"
                 )
             tx.commit()
+        if not activated and waiting:
+            # Not a success: the queue still waits. Say why and what would change it.
+            return Outcome("skipped", 0, self.blocked or "no free ACTIVE slot: raise max_active_tokens")
         if not activated:
-            return Outcome("ok", 0, "nothing to activate" + (" (no free ACTIVE slot)" if waiting else ""))
+            return Outcome("ok", 0, "nothing to activate")
         return Outcome("ok", activated, f"activated {activated} of {waiting} WAITING token(s)", changed=True)
 
 

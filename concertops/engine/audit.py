@@ -44,6 +44,7 @@ class AuditLog:
     operator: str = field(default_factory=operator_name)
     host: str = field(default_factory=socket.gethostname)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    reason: str = ""  # the operator's --reason, on every row of the run
 
     def start(self, step: str, action: str, params: dict[str, Any]) -> int:
         with self.engine.begin() as conn:
@@ -61,6 +62,7 @@ class AuditLog:
                     started_at=now(),
                     result="running",
                     detail="",
+                    reason=redact_text(self.reason)[:500],
                 )
             )
             key = inserted.inserted_primary_key
@@ -83,6 +85,44 @@ class AuditLog:
     ) -> None:
         """A step that ran in one go (a settings change, a refusal): start and finish in one call."""
         self.finish(self.start(step, action, params), result, affected, detail)
+
+    def close_dead_runs(self) -> list[dict[str, Any]]:
+        """Rows of earlier runs of this runbook still "running": called with the runbook's lock held, so
+        their process is gone (killed, or its machine lost). They become "interrupted (process gone)"; the
+        committed batches they recorded stand. Returns one summary per dead run."""
+        table = remediation_audit
+        stale = (table.c.runbook == self.runbook, table.c.result == "running", table.c.run_id != self.run_id)
+        with self.engine.begin() as conn:
+            rows = conn.execute(sa.select(table).where(*stale).order_by(table.c.audit_id)).all()
+            if not rows:
+                return []
+            conn.execute(
+                table.update()
+                .where(*stale)
+                .values(
+                    result="interrupted",
+                    finished_at=now(),
+                    detail=f"process gone (found by run {self.run_id[:8]})",
+                )
+            )
+            batches = conn.execute(
+                sa.select(table.c.run_id, sa.func.count(), sa.func.coalesce(sa.func.sum(table.c.affected), 0))
+                .where(table.c.run_id.in_({r.run_id for r in rows}), table.c.action.startswith("batch "))
+                .group_by(table.c.run_id)
+            ).all()
+        committed = {run: (int(n), int(total)) for run, n, total in batches}
+        return [
+            {
+                "run_id": r.run_id,
+                "operator": r.operator,
+                "host": r.host,
+                "step": r.step,
+                "started_at": r.started_at,
+                "batches": committed.get(r.run_id, (0, 0))[0],
+                "rows": committed.get(r.run_id, (0, 0))[1],
+            }
+            for r in rows
+        ]
 
 
 def query(
@@ -107,4 +147,20 @@ def query(
     stmt = stmt.order_by(table.c.audit_id.desc()).limit(limit)
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        for runbook_id in {r["runbook"] for r in rows if r["result"] == "running"}:
+            if not _lock_held(conn, runbook_id):
+                for r in rows:
+                    if r["runbook"] == runbook_id and r["result"] == "running":
+                        r["result"], r["detail"] = "interrupted", "process gone (nobody holds the lock)"
     return rows[::-1]
+
+
+def _lock_held(conn: sa.Connection, runbook: str) -> bool:
+    """Whether a run of ``runbook`` holds its apply lock now (see concertops.engine.locking)."""
+    from concertops.contract.schema import remediation_lock
+
+    name = f"concertops:{runbook}"
+    if conn.dialect.name in ("mysql", "mariadb"):
+        return conn.execute(sa.text("SELECT IS_USED_LOCK(:n)"), {"n": name}).scalar() is not None
+    found = conn.execute(sa.select(remediation_lock.c.pid).where(remediation_lock.c.name == name)).first()
+    return found is not None

@@ -13,16 +13,18 @@ what is left, so the end state is the same.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
 from concertops.contract import events
 from concertops.contract.names import TOPIC_EXPIRATION
 from concertops.contract.schema import outbox_event, reservation, schedule, seat
-from concertops.engine.actions import Context, Outcome
+from concertops.engine.actions import Context, Outcome, Progress
 from concertops.engine.audit import now
+from concertops.engine.interrupts import deferred
 from concertops.model.findings import Step
 from concertops.runbooks import actions as catalogue
 
@@ -133,6 +135,7 @@ class ForceExpire:
     total: int = 0
     longest_s: float = 0.0  # the longest batch transaction of the last run (BENCHMARKS.md reads it)
     elapsed_s: float = 0.0
+    progress: Progress = field(default_factory=lambda: Progress("holds expired"))
 
     def prepare(self, ctx: Context) -> str:
         limits = Limits.of(self.step)  # ranges were checked by the step's model (page and options)
@@ -173,9 +176,22 @@ class ForceExpire:
                 while done < total and position is not None and position <= high:
                     t0 = time.monotonic()
                     last = position + limits.batch - 1
-                    with conn.begin():
+                    self.progress.in_flight = True
+                    tx = conn.begin()
+                    try:
                         expired, found = expire_range(conn, position, last, cutoff, total - done)
-                    longest = max(longest, time.monotonic() - t0)
+                    except BaseException:
+                        with contextlib.suppress(Exception):  # a connection cut mid-read cannot roll back
+                            tx.rollback()
+                        raise
+                    with deferred():  # the commit and its audit row, never one without the other
+                        tx.commit()
+                        longest = max(longest, time.monotonic() - t0)
+                        self.progress.in_flight = False
+                        if expired:
+                            self.progress.committed(expired)
+                            keys = {"first_key": position, "last_key": last}
+                            ctx.batch_committed(self.step.id, self.progress.batches, expired, keys)
                     done += expired
                     bar.advance(expired)
                     if found:

@@ -7,13 +7,15 @@ step fails or is interrupted; the verdict comes from probing again, not from the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from concertops.config import Profile
-from concertops.engine.actions import Action, Context, Outcome, Tally, action_for
+from concertops.engine.actions import Action, Context, Outcome, Progress, Tally, action_for
 from concertops.engine.audit import AuditLog
 from concertops.engine.check import run_check
 from concertops.engine.locking import RunLock
@@ -22,7 +24,7 @@ from concertops.model.errors import ConcertopsError, UsageError
 from concertops.model.findings import Step
 from concertops.model.params import ParamError, override
 from concertops.model.status import Status
-from concertops.redact import error_line
+from concertops.redact import error_line, redact_text
 from concertops.runbooks.registry import Runbook
 from concertops.sources.database import open_engine
 from concertops.sources.instances import wait_applied
@@ -67,6 +69,7 @@ class Options:
     verify_timeout_s: float = 90.0
     verify_window: str = "30s"
     tuning: Tuning = Tuning()
+    show_statements: bool = False  # --print: record every statement each step sends
 
 
 @dataclass
@@ -74,6 +77,8 @@ class StepRun:
     step: Step
     intent: str  # what prepare() said it will do
     outcome: Outcome | None = None
+    blocked: str = ""  # prepared to change nothing although its signal fires: why, and what would help
+    statements: list[str] = field(default_factory=list)  # with --print: what the step sent, exactly
 
 
 @dataclass
@@ -121,6 +126,8 @@ class ApplyResult:
                     "result": r.outcome.result if r.outcome else "not run",
                     "affected": r.outcome.affected if r.outcome else None,
                     "detail": r.outcome.detail if r.outcome else "",
+                    "blocked": r.blocked,
+                    "statements": r.statements,
                 }
                 for r in self.steps
             ],
@@ -152,7 +159,7 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
 
     engine = open_engine(profile.database_url, options.timeout_s)
     try:
-        audit = AuditLog(engine, runbook.id, profile.name, options.dry_run)
+        audit = AuditLog(engine, runbook.id, profile.name, options.dry_run, reason=_reason(options, runbook))
         result.run_id = audit.run_id
         ctx = Context(
             profile, engine, options.dry_run, audit.operator, _reason(options, runbook), ui.note, ui.progress
@@ -161,7 +168,9 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
         actions: list[Action] = [action_for(s) for s in steps]
         # Prepare everything before anything runs: a limit that forbids step 3 must stop step 1 too.
         try:
-            result.steps = [StepRun(a.step, a.prepare(ctx)) for a in actions]
+            result.steps = [
+                StepRun(a.step, a.prepare(ctx), blocked=getattr(a, "blocked", "")) for a in actions
+            ]
         except ConcertopsError as refused:
             audit.record("plan", "prepare every step", {}, "refused", 0, refused.one_line())
             raise
@@ -204,7 +213,13 @@ def _locked_run(
     if lock.connection_id is not None:
         ctx.own_connections.add(int(lock.connection_id))
     try:
-        _run_steps(result, actions, ctx, audit, ui)
+        for dead in audit.close_dead_runs():
+            ui.note(
+                f"an earlier run {dead['run_id'][:8]} ({dead['operator']} on {dead['host']}) died during "
+                f"{dead['step']}: marked interrupted (process gone); it had committed {dead['batches']} "
+                f"batch(es), {dead['rows']} rows"
+            )
+        _run_steps(result, actions, ctx, audit, ui, options.show_statements)
     finally:
         lock.__exit__(None, None, None)
     if options.dry_run or result.failed:
@@ -236,23 +251,57 @@ def _locked_run(
     return result
 
 
-def _run_steps(result: ApplyResult, actions: list[Action], ctx: Context, audit: AuditLog, ui: Ui) -> None:
+@contextlib.contextmanager
+def _recording(engine: Any, into: list[str] | None) -> Iterator[None]:
+    """``--print``: every statement sent on ``engine`` meanwhile, with its parameters, passwords masked
+    (as pt-archiver --dry-run and pt-kill --print show theirs)."""
+    if into is None:
+        yield
+        return
+    import sqlalchemy as sa
+
+    def sent(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        text = " ".join(statement.split())
+        into.append(redact_text(f"{text}  -- {parameters!r}" if parameters else text)[:2000])
+
+    sa.event.listen(engine, "before_cursor_execute", sent)
+    try:
+        yield
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", sent)
+
+
+def _run_steps(
+    result: ApplyResult,
+    actions: list[Action],
+    ctx: Context,
+    audit: AuditLog,
+    ui: Ui,
+    show_statements: bool = False,
+) -> None:
+    def batch_row(step: str, number: int, rows: int, keys: dict[str, Any]) -> None:
+        audit.record(step, f"batch {number}", keys, "ok", rows, f"batch {number} committed: {rows} rows")
+
+    ctx.batch_committed = batch_row
     for run, action in zip(result.steps, actions, strict=True):
         ui.step_started(run)
         row = audit.start(run.step.id, run.step.action, {**run.step.params, "limits": run.step.limits})
+        progress: Progress | None = getattr(action, "progress", None)
         try:
-            run.outcome = action.run(ctx)
+            with _recording(ctx.engine, run.statements if show_statements else None):
+                run.outcome = action.run(ctx)
         except KeyboardInterrupt:
-            _finish(
-                audit, row, "interrupted", None, "Ctrl-C during the step; its transaction was rolled back"
-            )
+            what = progress.describe() if progress else "its transaction was rolled back"
+            _finish(audit, row, "interrupted", progress.rows if progress else None, f"interrupted: {what}")
             done = [r.step.id for r in result.steps if r.outcome is not None and r.outcome.result == "ok"]
+            before = ", ".join(done) or "none"
             raise ApplyInterrupted(
-                f"interrupted during {run.step.id}; completed before it: {', '.join(done) or 'none'}",
-                f"see concertops audit --run {audit.run_id[:8]}",
+                f"interrupted during {run.step.id} ({what}); completed before it: {before}",
+                f"see concertops audit --run {audit.run_id[:8]}; a rerun finishes the rest",
             ) from None
         except Exception as exc:
-            run.outcome = Outcome("failed", 0, error_line(exc))
+            committed = f" after {progress.describe()}" if progress and progress.batches else ""
+            run.outcome = Outcome("failed", progress.rows if progress else 0, error_line(exc) + committed)
         _finish(audit, row, run.outcome.result, run.outcome.affected, run.outcome.detail)
         ui.step_finished(run)
         if run.outcome.result == "failed":

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+from typing import Any
 
 import pymysql
 import pytest
@@ -119,6 +120,103 @@ def test_check_and_apply_agree_on_overdue_holds_on_a_server_not_in_utc(
     assert finding(detected, "B-2", "overdue_holds")["value"] == 40
     assert step(dry, "force-expire")["affected"] == 40
     assert booking.scalar(OVERDUE, s=schedule) == 40  # the dry run rolled back
+    booking.release_holds()
+
+
+def _start_batched_b2(booking: Backend, holds: int = 40) -> tuple[subprocess.Popen[str], int, int]:
+    """40 overdue holds and a B-2 apply walking them 5 at a time, half a second apart; returns the run,
+    the schedule and the last audit id before it, once at least two batches have committed."""
+    booking.release_holds()
+    booking.preset("legacy")
+    schedule = booking.overdue_holds(holds)
+    before = booking.scalar("SELECT COALESCE(MAX(audit_id), 0) FROM remediation_audit")
+    proc = subprocess.Popen(
+        [CONCERTOPS, "b2", "--apply", "--yes", "--batch-size", "5", "--sleep", "0.5", "--reason", "INC-42"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env(booking, "prometheus")},
+    )
+    wait_for(lambda: _expired(booking, schedule) >= 10, timeout=60, what="two batches to commit")
+    return proc, schedule, before
+
+
+def _expired(booking: Backend, schedule: int) -> int:
+    return int(
+        booking.scalar(
+            "SELECT COUNT(*) FROM reservation WHERE schedule_id = :s AND status = 'EXPIRED'", s=schedule
+        )
+    )
+
+
+def _audit_rows(booking: Backend, before: int) -> list[Any]:
+    return booking.rows(
+        "SELECT step, action, result, affected, detail, reason FROM remediation_audit"
+        " WHERE runbook = 'B-2' AND audit_id > :b ORDER BY audit_id",
+        b=before,
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_b2_interrupted_between_batches_audits_what_the_database_holds(
+    booking: Backend, signum: signal.Signals
+) -> None:
+    proc, schedule, before = _start_batched_b2(booking)
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    expired = _expired(booking, schedule)
+    rows = _audit_rows(booking, before)
+    batches = [r for r in rows if r.action.startswith("batch ")]
+    assert sum(r.affected for r in batches) == expired and len(batches) == expired // 5
+    step_row = next(r for r in rows if r.step == "force-expire" and r.action == "force_expire")
+    said = f"{len(batches)} batches committed, {expired} holds expired"
+    assert step_row.result == "interrupted" and step_row.affected == expired and said in step_row.detail
+    assert said in " ".join(err.split()), err  # the terminal says what the audit says
+    assert {r.reason for r in rows} == {"INC-42"}  # the operator's reason on every row of the run
+    booking.release_holds()
+
+
+def test_b2_a_killed_run_is_reported_by_the_next_which_finishes_the_rest(
+    cli: CliRunner, booking: Backend
+) -> None:
+    proc, schedule, before = _start_batched_b2(booking)
+    proc.kill()
+    proc.wait(timeout=10)
+    committed = _expired(booking, schedule)
+    listed = json.loads(
+        cli("audit", "--runbook", "B-2", "--format", "json", env=env(booking, "prometheus")).stdout
+    )
+    dead = [
+        r
+        for r in listed
+        if r["audit_id"] > before and r["step"] == "force-expire" and r["action"] == "force_expire"
+    ]
+    assert dead and dead[-1]["result"] == "interrupted" and "process gone" in dead[-1]["detail"]
+    rerun = cli("b2", "--apply", "--yes", env={**env(booking, "prometheus"), "COLUMNS": "250"}, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr
+    assert "died during force-expire" in rerun.stdout and f"{committed} rows" in rerun.stdout
+    assert _expired(booking, schedule) == 40
+    stored = booking.scalar(
+        "SELECT result FROM remediation_audit WHERE audit_id > :b AND step = 'force-expire'"
+        " AND action = 'force_expire' ORDER BY audit_id LIMIT 1",
+        b=before,
+    )
+    assert stored == "interrupted"
+    booking.release_holds()
+
+
+def test_b2_dry_run_print_shows_the_statements_it_rolled_back(cli: CliRunner, booking: Backend) -> None:
+    booking.release_holds()
+    booking.preset("legacy")
+    schedule = booking.overdue_holds(12)
+    code, dry = apply(cli, booking, "b2", "--dry-run", "--print", "--batch-size", "5")
+    assert code == 0
+    statements = step(dry, "force-expire")["statements"]
+    assert any(s.startswith("UPDATE reservation SET status") for s in statements), statements
+    assert booking.scalar(OVERDUE, s=schedule) == 12
+    refused = cli("b2", "--apply", "--print", env=env(booking, "prometheus"))
+    assert refused.returncode == 3 and "--dry-run" in refused.stderr
     booking.release_holds()
 
 

@@ -71,3 +71,16 @@ def test_an_option_out_of_the_models_range_is_a_usage_error_with_exit_3(cli: Cli
     done = cli("b2", "--apply", "--batch-size", "0")
     assert done.returncode == 3
     assert "--batch-size" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_version_is_printed(cli: CliRunner) -> None:
+    done = cli("--version")
+    assert done.returncode == 0 and done.stdout.startswith("concertops ")
+
+
+def test_a_database_that_does_not_answer_is_one_line_for_audit_and_settings(cli: CliRunner) -> None:
+    for command in (("audit",), ("settings", "list")):
+        done = cli(*command, env={"CONCERTOPS_DATABASE_URL": "mysql+pymysql://app:S3cret@127.0.0.1:9/x"})
+        assert done.returncode == 3, command
+        assert done.stderr.count("\n") == 1 and "database_url" in done.stderr, done.stderr
+        assert "sqlalche.me" not in done.stderr and "S3cret" not in done.stderr

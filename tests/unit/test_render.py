@@ -93,3 +93,51 @@ def test_histogram_quantile_matches_prometheus() -> None:
 def test_sparkline_spans_the_range() -> None:
     assert sparkline((0.0, 5.0, 10.0)) == "▁▄█"
     assert sparkline(()) == ""
+
+
+def _judged_report() -> Report:
+    from concertops.model.evaluate import judge
+    from concertops.model.findings import Observation
+    from concertops.model.signals import Signal
+
+    overdue = Signal("overdue_holds", "Overdue holds", "sql", warning=0, critical=10, decisive=True)
+    connected = Signal("producer_connected", "Producers connected", "gauge", critical=1, below=True)
+    processlist = Signal("idle", "Idle connections", "sql", warning=50)
+    seen = Observation(
+        "overdue_holds", "sql", "q", value=40.0, rows=((7, "2026-01-01 00:00:00"),), columns=("id", "due")
+    )
+    findings = (
+        judge(overdue, seen),
+        judge(connected, Observation("producer_connected", "prometheus", "q", value=0.0)),
+        judge(processlist, Observation("idle", "sql", "q", not_applicable="MySQL only")),
+    )
+    return Report(
+        (RunbookResult("B-2", "b", Status.CRITICAL, "held", findings, (), 0.1),),
+        {"sql": "ok"},
+        "prometheus",
+        0.2,
+    )
+
+
+def test_nagios_perfdata_carries_every_measured_signal_with_its_ranges() -> None:
+    line = nagios(_judged_report())
+    assert "'B-2.overdue_holds'=40;0;10" in line
+    assert "'B-2.producer_connected'=0;;1:" in line  # a floor alerts below 1
+    assert "'B-2.idle'" not in line  # not applicable: nothing measured
+
+
+def test_prom_textfile_has_each_signal_value_and_status() -> None:
+    text = prom(_judged_report())
+    assert 'concertops_signal_value{runbook="B-2",signal="overdue_holds"} 40\n' in text
+    assert 'concertops_signal_status{runbook="B-2",signal="overdue_holds"} 2\n' in text
+    assert 'concertops_signal_status{runbook="B-2",signal="idle"} 4\n' in text
+    assert 'concertops_signal_value{runbook="B-2",signal="idle"}' not in text
+
+
+def test_json_evidence_rows_carry_their_column_names_and_not_applicable_is_its_own_state() -> None:
+    document = json.loads(as_text(_judged_report(), "json"))
+    jsonschema.validate(document, SCHEMA)
+    overdue, _connected, idle = document["runbooks"][0]["findings"]
+    assert overdue["columns"] == ["id", "due"] and overdue["rows"] == [[7, "2026-01-01 00:00:00"]]
+    assert (overdue["warning"], overdue["critical"], overdue["decisive"]) == (0, 10, True)
+    assert idle["status"] == "NOT_APPLICABLE"
