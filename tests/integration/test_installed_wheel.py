@@ -22,6 +22,11 @@ from concertops.runbooks.pages import RUNBOOK_IDS
 ROOT = Path(__file__).parents[2]
 
 
+def _clean() -> dict[str, str]:
+    """The test's environment, without anything that would lead back to the source tree."""
+    return {k: v for k, v in os.environ.items() if k not in ("CONCERTOPS_RUNBOOKS_DIR", "PYTHONPATH")}
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory, stack: None) -> Iterator[Path]:
     """The ``concertops`` command of a fresh venv holding only the wheel (and what it depends on)."""
@@ -30,23 +35,25 @@ def installed(tmp_path_factory: pytest.TempPathFactory, stack: None) -> Iterator
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(where), str(ROOT)],
         check=True,
         timeout=240,
+        env=_clean(),
     )
     (wheel,) = where.glob("concertops-*.whl")
     venv = where / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=_clean())
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True, timeout=600, env=_clean()
+    )
     yield venv / "bin" / "concertops"
 
 
 def _run(command: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("CONCERTOPS_RUNBOOKS_DIR", "PYTHONPATH")}
     return subprocess.run(
         [str(command), *args],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=command.parents[2],  # no runbooks/ or alerts/ folder of the source tree around
-        env={**env, "COLUMNS": "100"},
+        env={**_clean(), "COLUMNS": "100"},
     )
 
 
@@ -67,6 +74,7 @@ def test_the_wheel_holds_the_pages_and_rules_and_runs_from_site_packages(install
         text=True,
         check=True,
         cwd=installed.parents[2],
+        env=_clean(),
     ).stdout.strip()
     package = Path(where)
     assert "site-packages" in package.parts
