@@ -36,7 +36,11 @@ def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
     return out
 
 
+_WEB_LINK = re.compile(r"\s*\(Background on this error at: [^)]*\)")
+
+
 def error_line(exc: BaseException, limit: int = 200) -> str:
-    """An exception as one line for a report: its first line (or its type), bounded, passwords masked."""
+    """An exception as one line for a report: its first line (or its type), bounded, passwords masked,
+    without SQLAlchemy's web link."""
     text = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return redact_text(text[:limit])
+    return redact_text(_WEB_LINK.sub("", text)[:limit])

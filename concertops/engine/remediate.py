@@ -157,7 +157,8 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
         result.message = f"nothing to do: {before.verdict}"
         return result
 
-    engine = open_engine(profile.database_url, options.timeout_s)
+    # The lock holds one connection for the run, a step one or two, the audit one more.
+    engine = open_engine(profile.database_url, options.timeout_s, connections=4)
     try:
         audit = AuditLog(engine, runbook.id, profile.name, options.dry_run, reason=_reason(options, runbook))
         result.run_id = audit.run_id
