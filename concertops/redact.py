@@ -8,6 +8,12 @@ from urllib.parse import urlsplit, urlunsplit
 _MASK = "***"
 # user:password@ inside any URL-ish string, e.g. in a driver's error message.
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+# user:password@host written without a scheme (a DSN pasted into a --reason).
+_BARE_USERINFO = re.compile(
+    r"(?<![\w/:*])(?P<user>[A-Za-z0-9_.\-]+):(?P<pw>[^@\s/:*]+)@(?=[A-Za-z0-9_.\-\[])"
+)
+# ?password=… / &passwd=… in a URL's query (PyMySQL and others accept them).
+_QUERY_SECRET = re.compile(r"(?P<key>[?&;](?:password|passwd|pwd)=)(?P<pw>[^&;#\s]*)", re.IGNORECASE)
 
 
 def redact_url(url: str | None) -> str:
@@ -19,17 +25,20 @@ def redact_url(url: str | None) -> str:
     except ValueError:
         return redact_text(url)
     if parts.password is None:
-        return url
+        return _QUERY_SECRET.sub(lambda m: f"{m['key']}{_MASK}", url)
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
     netloc = f"{parts.username or ''}:{_MASK}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    query = _QUERY_SECRET.sub(lambda m: f"{m['key']}{_MASK}", f"?{parts.query}")[1:] if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Mask URL passwords and any of ``secrets`` wherever they appear in ``text``."""
     out = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{_MASK}@", text)
+    out = _QUERY_SECRET.sub(lambda m: f"{m['key']}{_MASK}", out)
+    out = _BARE_USERINFO.sub(lambda m: f"{m['user']}:{_MASK}@", out)
     for secret in secrets:
         if secret:
             out = out.replace(secret, _MASK)

@@ -94,7 +94,10 @@ def _runbook(raw: str) -> str:
 def _since(raw: str) -> datetime:
     now = datetime.now(UTC).replace(tzinfo=None)
     if raw[:-1].isdigit() and raw[-1] in _UNITS:
-        return now - timedelta(**{_UNITS[raw[-1]]: int(raw[:-1])})
+        try:
+            return now - timedelta(**{_UNITS[raw[-1]]: int(raw[:-1])})
+        except (OverflowError, ValueError):
+            raise UsageError(f"--since {raw!r} reaches before year 1", "use a shorter duration") from None
     try:
         return datetime.fromisoformat(raw).replace(tzinfo=None)
     except ValueError:

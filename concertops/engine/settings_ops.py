@@ -15,6 +15,7 @@ from concertops.contract import settings as specs
 from concertops.contract import settings_store
 from concertops.contract.schema import runtime_setting_history
 from concertops.model.errors import UsageError
+from concertops.redact import redact_text
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ def preview(engine: sa.Engine, changes: Mapping[str, specs.Value]) -> list[setti
 
 def write(engine: sa.Engine, changes: Mapping[str, Any], operator: str, reason: str) -> Written:
     with engine.begin() as conn:
-        version, done = settings_store.write(conn, changes, operator, reason)
+        # Free text is redacted before it is stored, not only when it is printed.
+        version, done = settings_store.write(conn, changes, operator, redact_text(reason))
     return Written(version, done)
 
 

@@ -337,7 +337,7 @@ def test_ctrl_c_while_verifying_reports_what_was_applied(cli: CliRunner, booking
     import signal
     import subprocess
 
-    from cli_runner import CONCERTOPS
+    from cli_runner import CONCERTOPS, interruptible
 
     # Every ACTIVE slot taken: the fix runs, but the queue cannot drain, so verification keeps waiting.
     booking.preset("legacy", max_active_tokens=1, queue_activation_interval_s=5)
@@ -364,6 +364,7 @@ def test_ctrl_c_while_verifying_reports_what_was_applied(cli: CliRunner, booking
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **env(booking, "prometheus")},
+        preexec_fn=interruptible,
     )
     wait_for(
         lambda: (

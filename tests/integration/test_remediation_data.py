@@ -16,7 +16,7 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 from checking import check, consistent, env, finding, wait_counter_scraped
-from cli_runner import CONCERTOPS, CliRunner
+from cli_runner import CONCERTOPS, CliRunner, interruptible
 from harness import BOOTSTRAP, Backend, Broker, wait_for
 
 from concertops.devstack.components import HOST, MARIADB_PORT
@@ -136,6 +136,7 @@ def _start_batched_b2(booking: Backend, holds: int = 40) -> tuple[subprocess.Pop
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **env(booking, "prometheus")},
+        preexec_fn=interruptible,
     )
     wait_for(lambda: _expired(booking, schedule) >= 10, timeout=60, what="two batches to commit")
     return proc, schedule, before

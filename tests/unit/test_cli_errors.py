@@ -84,3 +84,8 @@ def test_a_database_that_does_not_answer_is_one_line_for_audit_and_settings(cli:
         assert done.returncode == 3, command
         assert done.stderr.count("\n") == 1 and "database_url" in done.stderr, done.stderr
         assert "sqlalche.me" not in done.stderr and "S3cret" not in done.stderr
+
+
+def test_an_audit_window_beyond_the_calendar_is_one_line(cli: CliRunner) -> None:
+    done = cli("audit", "--since", "999999999999h")
+    assert done.returncode == 3 and "shorter duration" in done.stderr and "Traceback" not in done.stderr

@@ -17,3 +17,13 @@ def test_redact_text_masks_urls_inside_messages_and_known_secrets() -> None:
     assert "hunter2" not in out
     assert "abc123" not in out
     assert "app:***@db" in out
+
+
+def test_passwords_in_a_query_string_or_a_bare_dsn_are_masked() -> None:
+    assert redact_url("mysql+pymysql://app@db/x?password=PW&charset=utf8") == (
+        "mysql+pymysql://app@db/x?password=***&charset=utf8"
+    )
+    assert redact_url("mysql+pymysql://app:PW@db/x?passwd=PW2") == "mysql+pymysql://app:***@db/x?passwd=***"
+    out = redact_text("INC-7 rotated app:PW@db-1 and mysql://a:PW@h/x?password=PW;")
+    assert "PW" not in out and "app:***@db-1" in out
+    assert redact_text("at 10:30 see https://wiki/x") == "at 10:30 see https://wiki/x"
