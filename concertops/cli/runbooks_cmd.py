@@ -54,5 +54,6 @@ def show(runbook_id: str = typer.Argument(..., metavar="ID", help="A-1 … B-4 (
             for name, value in (("warning", signal.warning), ("critical", signal.critical))
             if value is not None
         )
-        out.print(f"  • {signal.title} [dim]({signal.kind}{', ' + limits if limits else ''})[/]")
+        tags = ", ".join(t for t in (signal.kind, "decisive" if signal.decisive else "", limits) if t)
+        out.print(f"  • {signal.title} [dim]({tags})[/]")
         out.print(f"    [dim]{signal.describe_query()}[/]")

@@ -86,6 +86,8 @@ class Context:
     progress: Callable[[str, int | None], Tally] = field(default=lambda _what, _total: _Silent())
     # Database connections of this run that no step may touch (the lock's, held for the whole run).
     own_connections: set[int] = field(default_factory=set)
+    # --dry-run --print: what a dry step would send besides SQL (a KILL, a settings write, a message).
+    would: Callable[[str], None] = field(default=lambda _line: None)
     # Settings earlier steps of the plan will have written by the time a later step runs (prepare order).
     planned: dict[str, Any] = field(default_factory=dict)
     # One audit row per committed batch: (step id, batch number, rows changed, keys it covered).
@@ -137,6 +139,10 @@ class SetSettings:
             return Outcome("ok", 0, "nothing to change: already in force")
         text = ", ".join(f"{c.name} {c.old} → {c.new}" for c in pending)
         if ctx.dry_run:
+            for change in pending:
+                ctx.would(
+                    f"settings write: {change.name} = {change.new} (was {change.old}), as one new version"
+                )
             return Outcome("ok", len(pending), f"would set {text}")
         written = settings_ops.write(ctx.engine, self.changes, ctx.operator, ctx.reason)
         return Outcome(

@@ -107,6 +107,8 @@ class ReplayDlq:
                         )
                     replayed += 1
                 else:
+                    key = (msg.key() or b"").decode()
+                    ctx.would(f"publish {TOPIC_EXPIRATION} key={key} {REPLAY_HEADER}={count + 1}")
                     replayed += 1
                 if not ctx.dry_run:
                     # Past this message for good: acknowledged (or quarantined) before the offset moves.

@@ -69,6 +69,7 @@ class KillIdle:
                 verb = "would kill" if ctx.dry_run else "kill"
                 ctx.note(f"{verb} {vid} {vuser}@{host} db={db or '-'} idle {seconds} s")
                 if ctx.dry_run:
+                    ctx.would(f"KILL CONNECTION {int(vid)}  -- {vuser}@{host} idle {seconds} s")
                     killed.append(str(vid))
                     continue
                 try:

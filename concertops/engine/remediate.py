@@ -288,6 +288,7 @@ def _run_steps(
         ui.step_started(run)
         row = audit.start(run.step.id, run.step.action, {**run.step.params, "limits": run.step.limits})
         progress: Progress | None = getattr(action, "progress", None)
+        ctx.would = run.statements.append if show_statements else (lambda _line: None)
         try:
             with _recording(ctx.engine, run.statements if show_statements else None):
                 run.outcome = action.run(ctx)

@@ -218,6 +218,10 @@ class RepublishPayments:
             if ctx.dry_run:
                 tx.rollback()
                 pending = backlog(conn)
+                ctx.would(
+                    f"publish {pending + missing} {TOPIC_PAYMENT_COMPLETED} event(s) from the outbox, oldest "
+                    f"first, keyed by payment, in batches of {batch}, at most {rate:g}/s"
+                )
                 return Outcome(
                     "ok",
                     missing,

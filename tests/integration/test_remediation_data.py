@@ -123,6 +123,18 @@ def test_check_and_apply_agree_on_overdue_holds_on_a_server_not_in_utc(
     booking.release_holds()
 
 
+def _spawn(booking: Backend, *args: str) -> subprocess.Popen[str]:
+    """``concertops ARGS`` running in the background against the test's service, interruptible."""
+    return subprocess.Popen(
+        [CONCERTOPS, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env(booking, "prometheus")},
+        preexec_fn=interruptible,
+    )
+
+
 def _start_batched_b2(booking: Backend, holds: int = 40) -> tuple[subprocess.Popen[str], int, int]:
     """40 overdue holds and a B-2 apply walking them 5 at a time, half a second apart; returns the run,
     the schedule and the last audit id before it, once at least two batches have committed."""
@@ -130,13 +142,8 @@ def _start_batched_b2(booking: Backend, holds: int = 40) -> tuple[subprocess.Pop
     booking.preset("legacy")
     schedule = booking.overdue_holds(holds)
     before = booking.scalar("SELECT COALESCE(MAX(audit_id), 0) FROM remediation_audit")
-    proc = subprocess.Popen(
-        [CONCERTOPS, "b2", "--apply", "--yes", "--batch-size", "5", "--sleep", "0.5", "--reason", "INC-42"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **env(booking, "prometheus")},
-        preexec_fn=interruptible,
+    proc = _spawn(
+        booking, "b2", "--apply", "--yes", "--batch-size", "5", "--sleep", "0.5", "--reason", "INC-42"
     )
     wait_for(lambda: _expired(booking, schedule) >= 10, timeout=60, what="two batches to commit")
     return proc, schedule, before
@@ -215,6 +222,8 @@ def test_b2_dry_run_print_shows_the_statements_it_rolled_back(cli: CliRunner, bo
     assert code == 0
     statements = step(dry, "force-expire")["statements"]
     assert any(s.startswith("UPDATE reservation SET status") for s in statements), statements
+    writes = step(dry, "reschedule-mode")["statements"]
+    assert any(s.startswith("settings write: expiry_consumer_mode = reschedule") for s in writes), writes
     assert booking.scalar(OVERDUE, s=schedule) == 12
     refused = cli("b2", "--apply", "--print", env=env(booking, "prometheus"))
     assert refused.returncode == 3 and "--dry-run" in refused.stderr
@@ -448,12 +457,8 @@ def test_republish_survives_a_broker_killed_mid_run(cli: CliRunner, booking: Bac
     )
     payments = [r[0] for r in booking.rows(mine, s=schedule)]
     assert len(payments) == 5000
-    proc = subprocess.Popen(
-        [CONCERTOPS, "b1", "--apply", "--yes", "--max-events", "20000", "--batch", "50", "--format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **env(booking, "prometheus")},
+    proc = _spawn(
+        booking, "b1", "--apply", "--yes", "--max-events", "20000", "--batch", "50", "--format", "json"
     )
     notified = "SELECT COUNT(*) FROM notification WHERE payment_id IN :p"
     # The first notifications mean events are flowing: the broker dies now, mid-run.

@@ -7,17 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
+from alert_rules import load_rules
 
 from concertops.runbooks.pages import RUNBOOK_IDS, load
 
 ROOT = Path(__file__).parents[2]
-RULES = [
-    rule
-    for path in sorted((ROOT / "alerts").glob("*.yml"))
-    for group in yaml.safe_load(path.read_text())["groups"]
-    for rule in group["rules"]
-]
+RULES = load_rules()
 ALERTS = {rule["alert"]: rule for rule in RULES}
 _COMPARISON = re.compile(r"(>|<)\s*(-?[0-9.]+)\s*$")
 SEVERITY = {"P0": "page", "P1": "warn", "P2": "info"}

@@ -152,18 +152,12 @@ def test_every_runbook_id_has_its_page_module_alert_and_game_day() -> None:
     import importlib
     import re
 
-    import yaml
+    from alert_rules import load_rules
 
     from concertops.simulate.incidents import RECIPES
 
     root = Path(__file__).parents[2]
-    rules = [
-        rule
-        for path in sorted((root / "alerts").glob("*.yml"))
-        for group in yaml.safe_load(path.read_text())["groups"]
-        for rule in group["rules"]
-    ]
-    alerted = {rule["labels"].get("runbook") for rule in rules}
+    alerted = {rule["labels"].get("runbook") for rule in load_rules()}
     game_days = set(
         re.findall(r"^def test_([ab]\d)_", (root / "tests/gameday/test_gamedays.py").read_text(), re.M)
     )
