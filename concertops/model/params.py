@@ -66,10 +66,15 @@ def optional(help: str, *, option: str = "", role: Role = "param") -> Any:
     return dataclasses.field(default=None, metadata={"knob": Knob(role, help, option, required=False)})
 
 
+_KNOBS: dict[type[Any], dict[str, tuple[Knob, Any]]] = {}
+
+
 def knobs(model: type[Any]) -> dict[str, tuple[Knob, Any]]:
-    """Each field's knob and its type, in declaration order."""
-    hints = typing.get_type_hints(model)
-    return {f.name: (f.metadata["knob"], hints[f.name]) for f in dataclasses.fields(model)}
+    """Each field's knob and its type, in declaration order (resolving the hints costs: once a model)."""
+    if model not in _KNOBS:
+        hints = typing.get_type_hints(model)
+        _KNOBS[model] = {f.name: (f.metadata["knob"], hints[f.name]) for f in dataclasses.fields(model)}
+    return _KNOBS[model]
 
 
 def build(model: type[M], params: Mapping[str, Any], limits: Mapping[str, Any]) -> M:

@@ -1,20 +1,23 @@
 """Where the runbook pages live and which runbooks there are.
 
-The pages (``A-1.md`` …) ship inside the package (``concertops/runbooks/pages/``, read with
-``importlib.resources``), so a wheel, pipx or a distro package has them; ``$CONCERTOPS_RUNBOOKS_DIR``
-points at another folder of pages. A runbook exists when its page does: the ids are the page files' names.
+The pages (``A-1.md`` …) ship inside the package, in ``concertops/runbooks/pages/`` (``importlib.resources``
+finds them where the package is not installed as plain files), so a wheel, pipx or a distro package has
+them; ``$CONCERTOPS_RUNBOOKS_DIR`` points at another folder of pages. A runbook exists when its page does:
+the ids are the page files' names.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from concertops.model.page import Page, parse
-from concertops.model.signals import RunbookPageError
-from concertops.runbooks.actions import CATALOGUE
+if TYPE_CHECKING:
+    from concertops.model.page import Page
+
+# Listing the runbooks (every CLI start) needs only the file names and summary lines; parsing a page,
+# with its signal and action models, is left to ``load``.
 
 _PAGE_NAME = re.compile(r"^([A-Z])-(\d+)\.md$")
 _SUMMARY = re.compile(r"^summary:\s*(.+)$", re.MULTILINE)
@@ -24,7 +27,14 @@ _TITLE = re.compile(r"^title:\s*(.+)$", re.MULTILINE)
 def pages_dir() -> Path:
     """``$CONCERTOPS_RUNBOOKS_DIR``, else the pages shipped in the package."""
     explicit = os.environ.get("CONCERTOPS_RUNBOOKS_DIR")
-    return Path(explicit) if explicit else Path(str(resources.files("concertops.runbooks") / "pages"))
+    if explicit:
+        return Path(explicit)
+    beside = Path(__file__).with_name("pages")
+    if beside.is_dir():  # installed as files (wheel, pipx, editable): no need to load importlib.resources
+        return beside
+    from importlib import resources  # ~15 ms of start-up: only for a package that is not plain files
+
+    return Path(str(resources.files("concertops.runbooks") / "pages"))
 
 
 def discover(folder: Path | None = None) -> tuple[str, ...]:
@@ -60,6 +70,10 @@ def summary(runbook_id: str, folder: Path | None = None) -> str:
 
 
 def load(runbook_id: str, folder: Path | None = None) -> Page:
+    from concertops.model.page import parse
+    from concertops.model.signals import RunbookPageError
+    from concertops.runbooks.actions import CATALOGUE
+
     path = (folder or pages_dir()) / f"{runbook_id}.md"
     try:
         text = path.read_text(encoding="utf-8")
