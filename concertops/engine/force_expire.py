@@ -27,6 +27,7 @@ from concertops.engine.audit import now
 from concertops.engine.interrupts import deferred
 from concertops.model.findings import Step
 from concertops.runbooks import actions as catalogue
+from concertops.sources.database import database_now
 
 _OVERDUE = sa.and_(reservation.c.status == "HELD", reservation.c.held_expires_at < sa.bindparam("cutoff"))
 
@@ -140,7 +141,7 @@ class ForceExpire:
     def prepare(self, ctx: Context) -> str:
         limits = Limits.of(self.step)  # ranges were checked by the step's model (page and options)
         with ctx.engine.connect() as conn:
-            self.total = overdue_count(conn, now())
+            self.total = overdue_count(conn, database_now(conn))
         if not self.total:
             return "no overdue HELD reservation"
         todo = min(self.total, limits.max_rows)
@@ -149,8 +150,9 @@ class ForceExpire:
 
     def run(self, ctx: Context) -> Outcome:
         limits = Limits.of(self.step)
-        cutoff = now()  # fixed for the run: a hold falling due meanwhile is left to the service
         with ctx.engine.connect() as conn:
+            # The database's clock, fixed for the run: a hold falling due meanwhile is left to the service.
+            cutoff = database_now(conn)
             total = min(overdue_count(conn, cutoff), limits.max_rows)
             low, high = key_range(conn, cutoff)
         if not total or low is None or high is None:

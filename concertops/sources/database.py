@@ -6,6 +6,7 @@ behind each other instead of failing."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from concertops.model.errors import ConfigError
@@ -54,3 +55,14 @@ def open_engine(
 
 def is_mysql(engine: sa.Engine) -> bool:
     return engine.dialect.name in ("mysql", "mariadb")
+
+
+def database_now(conn: sa.Connection) -> datetime:
+    """The database's clock, in UTC and naive as the service stores its times. A run's cutoffs come from
+    here, read once: an operator's host whose clock is off must not expire holds that are not due."""
+    import sqlalchemy as sa
+
+    if conn.dialect.name == "sqlite":
+        return datetime.fromisoformat(str(conn.execute(sa.text("SELECT datetime('now')")).scalar_one()))
+    value = conn.execute(sa.text("SELECT UTC_TIMESTAMP()")).scalar_one()
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))

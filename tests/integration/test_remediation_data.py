@@ -123,6 +123,52 @@ def test_check_and_apply_agree_on_overdue_holds_on_a_server_not_in_utc(
     booking.release_holds()
 
 
+def test_b2_a_host_clock_ten_minutes_fast_never_expires_a_hold_not_yet_due(
+    booking: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Overdue is the database's word: with the operator's host 10 minutes ahead, holds due in 8 minutes
+    stay HELD (their users are about to pay) while the overdue ones expire."""
+    from datetime import timedelta
+
+    from concertops.config import Profile
+    from concertops.engine import audit, force_expire
+    from concertops.engine.actions import Context
+    from concertops.model.findings import Step
+    from concertops.runbooks import actions as catalogue
+    from concertops.sources.database import open_engine
+
+    booking.release_holds()
+    booking.preset("legacy")
+    schedule = booking.overdue_holds(40)
+    soon = booking.new_schedule(seats=5)
+    with booking.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO reservation (user_id, schedule_id, seat_no, seat_id, status, held_expires_at,"
+                " created_at, updated_at) SELECT 610000 + seat_no, schedule_id, seat_no, seat_id, 'HELD',"
+                " UTC_TIMESTAMP() + INTERVAL 8 MINUTE, NOW(), NOW() FROM seat WHERE schedule_id = :s"
+            ),
+            {"s": soon},
+        )
+    fast = audit.now() + timedelta(minutes=10)
+    monkeypatch.setattr(force_expire, "now", lambda: fast)
+    monkeypatch.setattr(audit, "now", lambda: fast)
+    url = str(booking.profile.database_url)
+    engine = open_engine(url)
+    config = catalogue.ForceExpire(batch=7, max_rows=1000, sleep=0.0)
+    action = force_expire.ForceExpire(Step("force-expire", "t", "force_expire", config))
+    ctx = Context(Profile(name="tests", database_url=url), engine, dry_run=False, operator="t", reason="t")
+    try:
+        action.prepare(ctx)
+        outcome = action.run(ctx)
+    finally:
+        engine.dispose()
+    assert outcome.affected == 40
+    held = "SELECT COUNT(*) FROM reservation WHERE schedule_id = :s AND status = 'HELD'"
+    assert booking.scalar(held, s=soon) == 5 and booking.scalar(held, s=schedule) == 0
+    booking.release_holds()
+
+
 def _spawn(booking: Backend, *args: str) -> subprocess.Popen[str]:
     """``concertops ARGS`` running in the background against the test's service, interruptible."""
     return subprocess.Popen(
