@@ -175,6 +175,10 @@ class Backend:
                 seat.update().where(seat.c.status == "HELD").values(status="AVAILABLE", reservation_id=None)
             )
 
+    def holds_due_in(self, count: int, minutes: int) -> int:
+        """Like ``overdue_holds``, but every hold falls due ``minutes`` from now (database clock)."""
+        return self.overdue_holds(count, minutes_overdue=-minutes)
+
     def overdue_holds(self, count: int, minutes_overdue: int = 5) -> int:
         """A schedule of ``count`` seats, every seat HELD by a hold past its expiry, written straight to the
         database (as a lost expiry event leaves them); the schedule id."""

@@ -158,8 +158,9 @@ def query(
 def _lock_held(conn: sa.Connection, runbook: str) -> bool:
     """Whether a run of ``runbook`` holds its apply lock now (see concertops.engine.locking)."""
     from concertops.contract.schema import remediation_lock
+    from concertops.engine.locking import lock_name  # locking imports this module: at call time
 
-    name = f"concertops:{runbook}"
+    name = lock_name(runbook)
     if conn.dialect.name in ("mysql", "mariadb"):
         return conn.execute(sa.text("SELECT IS_USED_LOCK(:n)"), {"n": name}).scalar() is not None
     found = conn.execute(sa.select(remediation_lock.c.pid).where(remediation_lock.c.name == name)).first()

@@ -19,13 +19,18 @@ from concertops.engine.audit import now
 from concertops.model.errors import ConcertopsError
 
 
+def lock_name(runbook: str) -> str:
+    """The name of a runbook's apply lock (MySQL ``GET_LOCK`` and the ``remediation_lock`` row)."""
+    return f"concertops:{runbook}"
+
+
 class LockHeld(ConcertopsError):
     """Another run of the same runbook is applying right now."""
 
 
 class RunLock:
     def __init__(self, engine: sa.Engine, runbook: str, holder: str) -> None:
-        self.engine, self.name, self.holder = engine, f"concertops:{runbook}", holder
+        self.engine, self.name, self.holder = engine, lock_name(runbook), holder
         self.host, self.pid = socket.gethostname(), os.getpid()
         self._conn: sa.Connection | None = None
         self.connection_id: int | None = None  # the MySQL connection holding the lock

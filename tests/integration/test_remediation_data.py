@@ -94,17 +94,7 @@ def test_check_and_apply_agree_on_overdue_holds_on_a_server_not_in_utc(
     booking.release_holds()
     booking.preset("legacy")
     schedule = booking.overdue_holds(40)
-    later = booking.new_schedule(seats=5)
-    with booking.engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO reservation (user_id, schedule_id, seat_no, seat_id, status, held_expires_at,"
-                " created_at, updated_at) SELECT 600000 + seat_no, schedule_id, seat_no, seat_id, 'HELD',"
-                " NOW() + INTERVAL 2 HOUR, NOW(), NOW() FROM seat WHERE schedule_id = :s"
-            ),
-            {"s": later},
-        )
-        conn.execute(sa.text("UPDATE seat SET status = 'HELD' WHERE schedule_id = :s"), {"s": later})
+    booking.holds_due_in(5, minutes=120)
     root = pymysql.connect(host=HOST, port=MARIADB_PORT, user="root", password="", autocommit=True)
     with root.cursor() as cur:
         cur.execute("SELECT @@global.time_zone")
@@ -140,16 +130,7 @@ def test_b2_a_host_clock_ten_minutes_fast_never_expires_a_hold_not_yet_due(
     booking.release_holds()
     booking.preset("legacy")
     schedule = booking.overdue_holds(40)
-    soon = booking.new_schedule(seats=5)
-    with booking.engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO reservation (user_id, schedule_id, seat_no, seat_id, status, held_expires_at,"
-                " created_at, updated_at) SELECT 610000 + seat_no, schedule_id, seat_no, seat_id, 'HELD',"
-                " UTC_TIMESTAMP() + INTERVAL 8 MINUTE, NOW(), NOW() FROM seat WHERE schedule_id = :s"
-            ),
-            {"s": soon},
-        )
+    soon = booking.holds_due_in(5, minutes=8)
     fast = audit.now() + timedelta(minutes=10)
     monkeypatch.setattr(force_expire, "now", lambda: fast)
     monkeypatch.setattr(audit, "now", lambda: fast)
