@@ -85,12 +85,12 @@ def main() -> None:
             ],
         )
     sender = concertops_producer.Producer(BOOTSTRAP)
+    ids = [json.loads(p)["event_id"] for p in payloads]
     sent, started = 0, time.monotonic()
     with engine.connect() as db:
-        while True:
-            with db.begin():
-                done, failed, _last = republish.publish_batch(db, sender, args.batch)
-            sent += done
+        for start in range(0, len(ids), args.batch):
+            done, failed, _last = republish.publish_batch(db, sender, ids[start : start + args.batch])
+            sent += len(done)
             if failed or not done:
                 break
     ours_s = time.monotonic() - started

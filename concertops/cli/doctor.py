@@ -24,11 +24,65 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 
     profile = OPTIONS.load_profile()
     checks = check_sources(profile)
+    database = next((c for c in checks if c.source == "database"), None)
+    if database is not None and database.ok and database.detail.startswith(("mysql", "mariadb")):
+        checks.append(_privileges(profile.database_url or ""))
     if as_json:
         console.out().print_json(json.dumps({"profile": profile.name, "checks": [asdict(c) for c in checks]}))
     else:
         _render(profile.name, checks)
     raise typer.Exit(0 if checks and all(c.ok for c in checks) else 3)
+
+
+# What a step needs besides its signals': kill-idle must see every connection to choose its victims.
+_STEP_PRIVILEGES = {"kill_idle": ("PROCESS",)}
+
+
+def needed_privileges() -> dict[str, set[str]]:
+    """Runbook id → the server privileges its signals and steps need (PROCESS for the processlist, …)."""
+    from concertops.runbooks.pages import RUNBOOK_IDS, load
+
+    needs: dict[str, set[str]] = {}
+    for runbook_id in RUNBOOK_IDS:
+        page = load(runbook_id)
+        wanted = {p for s in page.signals for p in s.privileges}
+        wanted |= {p for step in page.remediation for p in _STEP_PRIVILEGES.get(step.action, ())}
+        if wanted:
+            needs[runbook_id] = wanted
+    return needs
+
+
+def _privileges(url: str) -> SourceCheck:
+    """One row: which runbooks need which privilege, and whether the profile's user has it."""
+    import time
+
+    from concertops.sources.database import open_engine
+    from concertops.sources.health import SourceCheck
+    from concertops.sources.sql import user_privileges
+
+    started = time.monotonic()
+    engine = open_engine(url, 3.0, connections=1, read_timeout_s=3.0, pool_wait_s=3.0)
+    try:
+        held = user_privileges(engine)
+    finally:
+        engine.dispose()
+    user = engine.url.username or "?"
+    parts, missing = [], set()
+    for runbook_id, wanted in sorted(needed_privileges().items()):
+        for privilege in sorted(wanted):
+            has = privilege in held
+            parts.append(f"{runbook_id} needs {privilege}: {'yes' if has else 'MISSING'}")
+            if not has:
+                missing.add(privilege)
+    fix = f"GRANT {', '.join(sorted(missing))} ON *.* TO '{user}'@'<host>'" if missing else ""
+    return SourceCheck(
+        "privileges",
+        user,
+        not missing,
+        "; ".join(parts) or "none needed",
+        fix,
+        round(time.monotonic() - started, 3),
+    )
 
 
 def _render(profile: str, checks: list[SourceCheck]) -> None:

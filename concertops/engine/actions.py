@@ -90,6 +90,8 @@ class Context:
     would: Callable[[str], None] = field(default=lambda _line: None)
     # Settings earlier steps of the plan will have written by the time a later step runs (prepare order).
     planned: dict[str, Any] = field(default_factory=dict)
+    # Raises LockLost when the run no longer holds its apply lock: called before each step and each batch.
+    ensure_locked: Callable[[], None] = field(default=lambda: None)
     # One audit row per committed batch: (step id, batch number, rows changed, keys it covered).
     batch_committed: Callable[[str, int, int, dict[str, Any]], None] = field(
         default=lambda _step, _n, _rows, _keys: None

@@ -1,10 +1,11 @@
 """B-2: replay the dead-lettered expiry messages to ``reservation.expiration``.
 
-Read from where the last replay stopped (offsets of the ``concertops-dlq-replay`` group, committed only after
-the broker acknowledged the replayed copies), each message sent back with its key and a ``replay_count``
-header one higher. A message already replayed ``max_replays`` times is quarantined — left in the DLQ, listed,
-not sent again — so a poison message cannot loop. Rate-limited; ``--max-messages`` bounds one run. The
-expiry consumer applies a replayed expiry at most once: a hold no longer HELD is dropped.
+Read every partition from where the last replay stopped to the end its fetches report (offsets of the
+``concertops-dlq-replay`` group, committed per partition only after the broker acknowledged the replayed
+copies), each message sent back with its key and a ``replay_count`` header one higher. A message already
+replayed ``max_replays`` times is quarantined (left in the DLQ, listed, not sent again), so a poison
+message cannot loop. Rate-limited; ``--max-messages`` bounds one run. The expiry consumer applies a
+replayed expiry at most once: a hold no longer HELD is dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from concertops.contract.names import TOPIC_EXPIRATION, TOPIC_EXPIRATION_DLQ
 from concertops.engine.actions import Context, Outcome
-from concertops.model.errors import ConcertopsError, UsageError
+from concertops.model.errors import ConcertopsError, SourceUnreachable, UsageError
 from concertops.model.findings import Step
 from concertops.runbooks import actions as catalogue
 from concertops.sources.producer import Outgoing, Producer
@@ -32,7 +33,8 @@ class ReplayDlq:
         config: catalogue.ReplayDlq = self.step.config
         return config.max_messages, config.max_replays, float(config.max_rate)
 
-    def _consumer(self, ctx: Context) -> tuple[Any, Any, int, int]:
+    def _consumer(self, ctx: Context) -> tuple[Any, list[Any], int]:
+        """The replay group's consumer, where it stands on every DLQ partition, and how many wait there."""
         from confluent_kafka import Consumer, TopicPartition
 
         consumer = Consumer(
@@ -40,59 +42,74 @@ class ReplayDlq:
                 "bootstrap.servers": ctx.profile.kafka_bootstrap_servers or "",
                 "group.id": GROUP,
                 "enable.auto.commit": False,
+                "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
                 "log_level": 0,
             }
         )
-        tp = TopicPartition(TOPIC_EXPIRATION_DLQ, 0)
-        committed = consumer.committed([tp], timeout=5)[0].offset
-        low, high = consumer.get_watermark_offsets(tp, timeout=5)
-        start = committed if committed >= 0 else low
-        return consumer, tp, max(start, low), high
+        topic = consumer.list_topics(TOPIC_EXPIRATION_DLQ, timeout=5).topics.get(TOPIC_EXPIRATION_DLQ)
+        if topic is None or topic.error is not None or not topic.partitions:
+            consumer.close()
+            raise SourceUnreachable(
+                f"topic {TOPIC_EXPIRATION_DLQ} missing", "the service creates it on start"
+            )
+        partitions = [TopicPartition(TOPIC_EXPIRATION_DLQ, p) for p in sorted(topic.partitions)]
+        starts, waiting = [], 0
+        for tp, committed in zip(partitions, consumer.committed(partitions, timeout=5), strict=True):
+            low, high = consumer.get_watermark_offsets(tp, timeout=5)
+            start = max(committed.offset if committed.offset >= 0 else low, low)
+            starts.append(TopicPartition(TOPIC_EXPIRATION_DLQ, tp.partition, start))
+            waiting += max(high - start, 0)
+        return consumer, starts, waiting
 
     def prepare(self, ctx: Context) -> str:
         limit, replays, rate = self._limits()
         if limit < 1 or replays < 1 or rate <= 0:
             raise UsageError(f"{self.step.id}: --max-messages, --max-replays and --max-rate must be positive")
         try:
-            consumer, _tp, start, high = self._consumer(ctx)
+            consumer, starts, waiting = self._consumer(ctx)
             consumer.close()
         except Exception as exc:  # KafkaException
             return f"Kafka not answering ({exc}): the DLQ cannot be read now"
-        waiting = max(high - start, 0)
         return (
-            f"replay {min(waiting, limit)} of {waiting} DLQ message(s) (quarantine after {replays} replays)"
+            f"replay {min(waiting, limit)} of {waiting} DLQ message(s) on {len(starts)} partition(s) "
+            f"(quarantine after {replays} replays)"
         )
 
     def run(self, ctx: Context) -> Outcome:
-        from confluent_kafka import TopicPartition
+        from confluent_kafka import KafkaError, TopicPartition
 
         limit, max_replays, rate = self._limits()
         try:
             producer = Producer(ctx.profile.kafka_bootstrap_servers)
             producer.check((TOPIC_EXPIRATION, TOPIC_EXPIRATION_DLQ))
-            consumer, tp, start, high = self._consumer(ctx)
+            consumer, starts, waiting = self._consumer(ctx)
         except ConcertopsError as exc:
             return Outcome("failed", 0, str(exc))
-        todo = min(max(high - start, 0), limit)
+        todo = min(waiting, limit)
         if not todo:
             consumer.close()
             return Outcome("ok", 0, "nothing to replay: the DLQ holds no message past the last replay")
-        consumer.assign([TopicPartition(TOPIC_EXPIRATION_DLQ, 0, start)])
+        consumer.assign(starts)
+        pending = {tp.partition for tp in starts}  # partitions not read to their end yet
         bar = ctx.progress("DLQ replay", todo)
         replayed, quarantined, read, started = 0, [], 0, time.monotonic()
         try:
-            while read < todo:
+            while read < todo and pending:
                 msg = consumer.poll(2.0)
                 if msg is None:
                     break  # nothing more within 2 s: the DLQ is drained as far as the broker shows
                 if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition())
                     continue
+                ctx.ensure_locked()
                 read += 1
                 headers = {k: (v or b"").decode() for k, v in (msg.headers() or [])}
                 count = int(headers.get(REPLAY_HEADER, "0") or 0)
                 if count >= max_replays:
-                    quarantined.append(f"offset {msg.offset()} key {(msg.key() or b'').decode()}")
+                    where = f"partition {msg.partition()} offset {msg.offset()}"
+                    quarantined.append(f"{where} key {(msg.key() or b'').decode()}")
                 elif not ctx.dry_run:
                     out = Outgoing(
                         TOPIC_EXPIRATION,
@@ -103,7 +120,10 @@ class ReplayDlq:
                     producer.send([out])
                     if not out.acked:
                         return Outcome(
-                            "failed", replayed, f"replay stopped at DLQ offset {msg.offset()}: {out.error}"
+                            "failed",
+                            replayed,
+                            f"replay stopped at DLQ partition {msg.partition()} offset {msg.offset()}: "
+                            f"{out.error}",
                         )
                     replayed += 1
                 else:
@@ -113,7 +133,8 @@ class ReplayDlq:
                 if not ctx.dry_run:
                     # Past this message for good: acknowledged (or quarantined) before the offset moves.
                     consumer.commit(
-                        offsets=[TopicPartition(tp.topic, 0, msg.offset() + 1)], asynchronous=False
+                        offsets=[TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)],
+                        asynchronous=False,
                     )
                 bar.advance(1)
                 ahead = read / rate - (time.monotonic() - started)

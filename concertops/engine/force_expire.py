@@ -176,6 +176,7 @@ class ForceExpire:
             with ctx.engine.connect() as conn:
                 # A walk of the primary key, one committed transaction per range of ``batch`` keys.
                 while done < total and position is not None and position <= high:
+                    ctx.ensure_locked()  # another run may hold the lock if ours was lost
                     t0 = time.monotonic()
                     last = position + limits.batch - 1
                     self.progress.in_flight = True

@@ -1,8 +1,10 @@
 """B-3: kill idle database connections the way pt-kill does, not the manual's "KILL every sleeping one".
 
 Only connections in ``Sleep`` for longer than ``min_idle_s``, only of the application's database user, never
-this tool's own connections (the one asking, and the one holding the apply lock), never system or
-replication threads (they are not ``Sleep`` of the app user), at most ``max_kills``, longest idle first;
+a connection concertops opened (each carries a user lock named after it: an apply-lock connection of any
+run sleeps for that whole run), never one holding a user lock where the server lists them
+(performance_schema / METADATA_LOCK_INFO), never system or replication threads (they are not ``Sleep`` of
+the app user), at most ``max_kills``, longest idle first;
 each victim is printed (id, user, host, db, idle seconds). A dry run prints the same list and kills nothing.
 The pool that owned a killed connection opens a new one when it needs it (pre-ping), so a kill costs the
 service nothing but headroom it gets back.
@@ -18,13 +20,30 @@ from concertops.engine.actions import Context, Outcome
 from concertops.model.errors import UsageError
 from concertops.model.findings import Step
 from concertops.runbooks import actions as catalogue
-from concertops.sources.database import is_mysql
+from concertops.sources.database import CONNECTION_MARK, is_mysql
 
 _VICTIMS = sa.text(
     "SELECT id, user, host, db, time FROM information_schema.PROCESSLIST "
     "WHERE command = 'Sleep' AND time > :idle AND user = :user AND id <> CONNECTION_ID() "
+    "AND IS_USED_LOCK(CONCAT(:mark, id)) IS NULL "
     "ORDER BY time DESC, id LIMIT :limit"
 )
+# Sessions holding a user lock (GET_LOCK), where the server can list them: MySQL, MariaDB with the plugin.
+_LOCK_HOLDERS = (
+    "SELECT t.PROCESSLIST_ID FROM performance_schema.metadata_locks m JOIN performance_schema.threads t"
+    " ON t.THREAD_ID = m.OWNER_THREAD_ID WHERE m.OBJECT_TYPE = 'USER LEVEL LOCK'",
+    "SELECT THREAD_ID FROM information_schema.METADATA_LOCK_INFO WHERE LOCK_TYPE = 'User lock'",
+)
+
+
+def lock_holders(conn: sa.Connection) -> set[int] | None:
+    """Ids of sessions holding a user lock; None when this server does not list them."""
+    for query in _LOCK_HOLDERS:
+        try:
+            return {int(i) for i in conn.execute(sa.text(query)).scalars() if i is not None}
+        except sa.exc.DBAPIError:
+            continue
+    return None
 
 
 @dataclass
@@ -43,7 +62,9 @@ class KillIdle:
     def _find(
         self, conn: sa.Connection, idle: int, kills: int, user: str, spare: set[int]
     ) -> list[tuple[int, str, str, str, int]]:
-        rows = conn.execute(_VICTIMS, {"idle": idle, "user": user, "limit": kills + len(spare)}).all()
+        spare = spare | (lock_holders(conn) or set())
+        params = {"idle": idle, "user": user, "limit": kills + len(spare), "mark": CONNECTION_MARK}
+        rows = conn.execute(_VICTIMS, params).all()
         found = [(int(r.id), r.user, r.host, r.db or "", int(r.time)) for r in rows if int(r.id) not in spare]
         return found[:kills]
 
@@ -66,6 +87,7 @@ class KillIdle:
             # Found again now: a connection that woke up since the plan is no longer idle and is spared.
             victims = self._find(conn, idle, kills, user, ctx.own_connections)
             for vid, vuser, host, db, seconds in victims:
+                ctx.ensure_locked()
                 verb = "would kill" if ctx.dry_run else "kill"
                 ctx.note(f"{verb} {vid} {vuser}@{host} db={db or '-'} idle {seconds} s")
                 if ctx.dry_run:

@@ -18,13 +18,14 @@ from concertops.config import Profile
 from concertops.engine.actions import Action, Context, Outcome, Progress, Tally, action_for
 from concertops.engine.audit import AuditLog
 from concertops.engine.check import run_check
-from concertops.engine.locking import RunLock
+from concertops.engine.locking import LockLost, RunLock
 from concertops.engine.report import Report, RunbookResult
 from concertops.model.errors import ConcertopsError, UsageError
 from concertops.model.findings import Step
 from concertops.model.params import ParamError, override
 from concertops.model.status import Status
 from concertops.redact import error_line, redact_text
+from concertops.runbooks import actions as catalogue
 from concertops.runbooks.registry import Runbook
 from concertops.sources.database import open_engine
 from concertops.sources.instances import wait_applied
@@ -207,12 +208,15 @@ def _locked_run(
     """Take the lock, run the steps, wait until the instances apply them, verify."""
     before = result.before
     try:
-        lock = RunLock(ctx.engine, runbook.id, f"{audit.operator} (run {audit.run_id[:8]})").__enter__()
+        shared = catalogue.shared_locks(s.config for s in runbook.page.remediation)
+        holder = f"{audit.operator} (run {audit.run_id[:8]})"
+        lock = RunLock(ctx.engine, runbook.id, holder, shared).__enter__()
     except ConcertopsError as refused:
         audit.record("lock", "take the apply lock", {}, "refused", 0, str(refused))
         raise
     if lock.connection_id is not None:
         ctx.own_connections.add(int(lock.connection_id))
+    ctx.ensure_locked = lock.ensure_held
     try:
         for dead in audit.close_dead_runs():
             ui.note(
@@ -221,6 +225,9 @@ def _locked_run(
                 f"batch(es), {dead['rows']} rows"
             )
         _run_steps(result, actions, ctx, audit, ui, options.show_statements)
+    except LockLost as lost:
+        audit.record("lock", "hold the apply lock", {}, "lock lost", None, lost.one_line())
+        raise
     finally:
         lock.__exit__(None, None, None)
     if options.dry_run or result.failed:
@@ -285,6 +292,7 @@ def _run_steps(
 
     ctx.batch_committed = batch_row
     for run, action in zip(result.steps, actions, strict=True):
+        ctx.ensure_locked()  # a lock lost before this step: it does not start
         ui.step_started(run)
         row = audit.start(run.step.id, run.step.action, {**run.step.params, "limits": run.step.limits})
         progress: Progress | None = getattr(action, "progress", None)
@@ -292,6 +300,11 @@ def _run_steps(
         try:
             with _recording(ctx.engine, run.statements if show_statements else None):
                 run.outcome = action.run(ctx)
+        except LockLost as lost:
+            what = progress.describe() if progress else "nothing committed"
+            _finish(audit, row, "lock lost", progress.rows if progress else None, f"{lost} ({what})")
+            run.outcome = Outcome("failed", progress.rows if progress else 0, f"lock lost ({what})")
+            raise
         except KeyboardInterrupt:
             what = progress.describe() if progress else "its transaction was rolled back"
             _finish(audit, row, "interrupted", progress.rows if progress else None, f"interrupted: {what}")

@@ -102,6 +102,9 @@ class Signal:
     sqlite_query: str = ""
     sqlite_detail: str = ""
     mysql_only: str = ""
+    # Server privileges the query needs to see everything (PROCESS for the whole processlist): without
+    # one, the server answers with a smaller number, not an error, so the signal reads UNKNOWN instead.
+    privileges: tuple[str, ...] = ()
     # kafka
     group: str = ""
     topic: str = ""
@@ -178,6 +181,10 @@ def parse_signal(raw: Any, where: str) -> Signal:
         common["sqlite_query"] = str(raw.get("sqlite_query", ""))
         common["sqlite_detail"] = str(raw.get("sqlite_detail", ""))
         common["mysql_only"] = str(raw.get("mysql_only", ""))
+        privileges = raw.get("privileges") or []
+        if not isinstance(privileges, list) or not all(isinstance(p, str) for p in privileges):
+            raise RunbookPageError(f"{where}: privileges must be a list of names, e.g. [PROCESS]")
+        common["privileges"] = tuple(p.upper() for p in privileges)
     elif kind == "kafka_lag":
         common["group"], common["topic"] = _text(raw, "group", where), _text(raw, "topic", where)
         common["group_is_ours"] = bool(raw.get("group_is_ours", False))

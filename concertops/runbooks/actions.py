@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from concertops.contract import settings as setting_specs
 from concertops.model.errors import UsageError
@@ -99,6 +99,8 @@ class KillIdle:
 
 @dataclass(**_FROZEN)
 class RepublishPayments:
+    # B-1 and B-4 both re-publish: a run of either takes this lock too, so the two never publish at once.
+    shared_lock: ClassVar[str] = "republish-payments"
     window: Literal["last_hour", "dropped"] = param(
         "Default window: the last hour, or where Prometheus saw events dropped"
     )
@@ -112,6 +114,11 @@ class RepublishPayments:
 @dataclass(**_FROZEN)
 class ListDoublePayments:
     max_rows: int = limit("Most reservations to list", min=1)
+
+
+def shared_locks(configs: Any) -> tuple[str, ...]:
+    """The shared-remediation locks that steps with these parameter models take besides their runbook's."""
+    return tuple(sorted({name for c in configs if (name := getattr(type(c), "shared_lock", ""))}))
 
 
 CATALOGUE: dict[str, type[Any]] = {

@@ -15,6 +15,13 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 
+# Every MySQL connection concertops opens takes a user lock named after itself: any session can then tell
+# it apart (``IS_USED_LOCK(CONCAT(CONNECTION_MARK, id))``) without privileges or performance_schema, and
+# kill-idle never kills one (a run's apply-lock connection sleeps for the whole run). The server drops
+# the lock with the connection.
+CONNECTION_MARK = "concertops:conn:"
+
+
 def open_engine(
     url: str | None,
     timeout_s: float = 10.0,
@@ -41,8 +48,9 @@ def open_engine(
             # A hung server must not hang us; PyMySQL takes whole seconds.
             "read_timeout": max(1, int(read_timeout_s)) if read_timeout_s else max(wait, 60),
             "init_command": "SET time_zone = '+00:00'",
+            "program_name": "concertops",  # performance_schema.session_connect_attrs, where it is on
         }
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_size=connections,
         max_overflow=0,
@@ -51,6 +59,18 @@ def open_engine(
         isolation_level="READ COMMITTED" if url.startswith("mysql") else None,
         connect_args=connect_args,
     )
+    if url.startswith("mysql"):
+        sa.event.listen(engine, "connect", _mark_connection)
+    return engine
+
+
+def _mark_connection(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT GET_LOCK(CONCAT(%s, CONNECTION_ID()), 0)", (CONNECTION_MARK,))
+        cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def is_mysql(engine: sa.Engine) -> bool:

@@ -21,6 +21,7 @@ class SqlSource:
         self.engine = open_engine(
             url, timeout_s, connections, read_timeout_s=timeout_s, pool_wait_s=timeout_s
         )
+        self._privileges: frozenset[str] | None = None
 
     def observe(self, signal: Signal) -> Observation:
         import sqlalchemy as sa
@@ -32,6 +33,16 @@ class SqlSource:
                     signal.name, SOURCE, query, not_applicable=f"{signal.mysql_only} on SQLite"
                 )
             query, detail = signal.sqlite_query or query, signal.sqlite_detail or detail
+        lacking = [p for p in signal.privileges if p not in self.privileges()]
+        if lacking and self.engine.dialect.name != "sqlite":
+            user = self.engine.url.username or "the profile's user"
+            return Observation(
+                signal.name,
+                SOURCE,
+                query,
+                error=f"needs {' and '.join(lacking)} privilege ({user} lacks it: the server would show "
+                f"only {user}'s own rows)",
+            )
         try:
             with self.engine.connect() as conn:
                 row = conn.execute(sa.text(query)).first()
@@ -53,8 +64,40 @@ class SqlSource:
             value = 0.0  # SUM over no row
         return Observation(signal.name, SOURCE, query, value=value, rows=rows, columns=columns)
 
+    def privileges(self) -> frozenset[str]:
+        """The global privileges of the connection's user, read once per probe (``ALL`` counts as each)."""
+        if self._privileges is None:
+            self._privileges = user_privileges(self.engine)
+        return self._privileges
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def user_privileges(engine: Any) -> frozenset[str]:
+    """Global privileges of ``engine``'s user on MySQL/MariaDB; ``ALL`` when the server does not say."""
+    import sqlalchemy as sa
+
+    if engine.dialect.name == "sqlite":
+        return _AllPrivileges()
+    try:
+        with engine.connect() as conn:
+            found = {
+                str(p).upper()
+                for p in conn.execute(
+                    sa.text("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES")
+                ).scalars()
+            }
+    except Exception:  # the query itself failed: the signals' own queries will say why
+        return _AllPrivileges()
+    return _AllPrivileges(found) if "ALL PRIVILEGES" in found else frozenset(found)
+
+
+class _AllPrivileges(frozenset[str]):
+    """Every privilege (ALL PRIVILEGES), or not knowable here: nothing is withheld on its account."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
 
 
 def _describe(exc: Exception) -> str:

@@ -86,7 +86,7 @@ def report_backlog(db: Database, metrics: Metrics) -> None:
     with db.engine.connect() as conn:
         count, oldest = conn.execute(
             sa.select(sa.func.count(), sa.func.min(outbox_event.c.created_at)).where(
-                outbox_event.c.status == "PENDING"
+                outbox_event.c.status != "PUBLISHED"  # SENDING rows of a stopped re-publish are unsent too
             )
         ).one()
         # The same loop keeps B-2's gauge: seats held past their expiry (index on status, held_expires_at).
