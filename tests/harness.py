@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -250,6 +251,44 @@ class Broker:
             return sum(max(tp.offset, 0) for tp in offsets)
         finally:
             reader.close()
+
+
+def copies_on_topic(topic: str, wanted: Iterable[str], timeout_s: float = 60.0) -> dict[str, int]:
+    """How many times each of ``wanted`` (event ids) is on ``topic``: an independent reader (not
+    concertops's), from the beginning of every partition to the end its fetches report; ids are taken from
+    the ``event_id`` header or the JSON payload's ``event_id``."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    counts = dict.fromkeys(wanted, 0)
+    reader = Consumer(
+        {
+            "bootstrap.servers": BOOTSTRAP,
+            "group.id": f"test-reader-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+        reader.assign([TopicPartition(topic, p, 0) for p in partitions])
+        left, deadline = set(partitions), time.monotonic() + timeout_s
+        while left:
+            assert time.monotonic() < deadline, f"{topic} not read to its end within {timeout_s} s"
+            message = reader.poll(1.0)
+            if message is None:
+                continue
+            if message.error():
+                assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
+                left.discard(message.partition())
+                continue
+            headers = dict(message.headers() or [])
+            event = (headers.get("event_id") or b"").decode() or json.loads(message.value()).get("event_id")
+            if event in counts:
+                counts[event] += 1
+    finally:
+        reader.close()
+    return counts
 
 
 def statuses(responses: Iterable[httpx.Response]) -> dict[int, int]:

@@ -95,7 +95,9 @@ class ReplayDlq:
         bar = ctx.progress("DLQ replay", todo)
         replayed, quarantined, read, started = 0, [], 0, time.monotonic()
         try:
-            while read < todo and pending:
+            # To each partition's end as its fetches report it, not as ListOffsets counted it (Tansu counts
+            # a batch of several records as one): ``todo`` sizes the progress bar, ``limit`` bounds the run.
+            while read < limit and pending:
                 msg = consumer.poll(2.0)
                 if msg is None:
                     break  # nothing more within 2 s: the DLQ is drained as far as the broker shows

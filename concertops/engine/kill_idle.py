@@ -21,6 +21,7 @@ from concertops.model.errors import UsageError
 from concertops.model.findings import Step
 from concertops.runbooks import actions as catalogue
 from concertops.sources.database import CONNECTION_MARK, is_mysql
+from concertops.sources.sql import user_privileges
 
 _VICTIMS = sa.text(
     "SELECT id, user, host, db, time FROM information_schema.PROCESSLIST "
@@ -57,6 +58,13 @@ class KillIdle:
         user = str(config.app_user or ctx.engine.url.username or "")
         if not user:
             raise UsageError(f"{self.step.id}: no application database user", "pass --app-user")
+        own = ctx.engine.url.username or ""
+        if user != own and "PROCESS" not in user_privileges(ctx.engine):
+            # Without it the processlist shows only our own sessions: "nothing idle" would be a guess.
+            raise UsageError(
+                f"{self.step.id}: needs the PROCESS privilege to see {user}'s connections ({own} lacks it)",
+                f"GRANT PROCESS ON *.* TO '{own}'@'<host>', or run as {user}",
+            )
         return idle, kills, user
 
     def _find(

@@ -13,6 +13,7 @@ server before each step and batch, and a run that lost it stops with ``LockLost`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from types import TracebackType
@@ -73,7 +74,8 @@ class RunLock:
         """Raises ``LockLost`` unless the server says this run still holds every one of its locks."""
         if not self._mysql:
             return  # the row is the lock, and nothing but this process deletes it
-        assert self._conn is not None
+        if self._conn is None:
+            raise self._lost("its connection is gone")
         try:
             held = self._conn.execute(
                 sa.text(
@@ -83,7 +85,8 @@ class RunLock:
                 {f"n{i}": name for i, name in enumerate(self.names)},
             ).one()
             self._conn.commit()
-        except sa.exc.DBAPIError as exc:
+        except sa.exc.SQLAlchemyError as exc:
+            self._forget_connection()
             raise self._lost(f"its connection {self.connection_id} is gone ({error_line(exc)})") from None
         if not all(held):
             raise self._lost("the server no longer gives it to this run")
@@ -117,8 +120,16 @@ class RunLock:
             for name in self._taken:
                 self._conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
             self._conn.close()
-        except sa.exc.DBAPIError:
-            self._conn.invalidate()
+        except sa.exc.SQLAlchemyError:
+            self._forget_connection()
+        self._conn, self._taken = None, []
+
+    def _forget_connection(self) -> None:
+        """The lock connection is dead (killed, server gone): the server released its locks with it."""
+        if self._conn is not None:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                self._conn.invalidate()
+                self._conn.close()
         self._conn, self._taken = None, []
 
     def _row(self, name: str) -> dict[str, object]:

@@ -22,6 +22,7 @@ from concertops.engine.locking import LockLost, RunLock
 from concertops.engine.report import Report, RunbookResult
 from concertops.model.errors import ConcertopsError, UsageError
 from concertops.model.findings import Step
+from concertops.model.page import Page
 from concertops.model.params import ParamError, override
 from concertops.model.status import Status
 from concertops.redact import error_line, redact_text
@@ -53,11 +54,23 @@ class Tuning:
         changes = self.overrides.get(step.id)
         if not changes:
             return step
+        return dataclasses.replace(step, config=self._tuned(step.id, step.config, changes))
+
+    def validate(self, page: Page) -> None:
+        """Every override of every step of the page, checked before anything is probed or planned: a bad
+        option is an error even when the plan turns out empty."""
+        for spec in page.remediation:
+            changes = self.overrides.get(spec.id)
+            if changes:
+                self._tuned(spec.id, spec.config, changes)
+
+    @staticmethod
+    def _tuned(step_id: str, config: Any, changes: dict[str, Any]) -> Any:
         try:
-            return dataclasses.replace(step, config=override(step.config, changes))
+            return override(config, changes)
         except ParamError as exc:
             raise UsageError(
-                f"{step.id}: {exc}", "see the command's --help for each option's range"
+                f"{step_id}: {exc}", "see the command's --help for each option's range"
             ) from None
 
 
@@ -148,6 +161,7 @@ class Ui(Protocol):
 
 
 def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> ApplyResult:
+    options.tuning.validate(runbook.page)
     enable = options.tuning.enable
     before = run_check(profile, [runbook], options.timeout_s, enable=enable).runbooks[0]
     result = ApplyResult(runbook.id, options.dry_run, before, [])

@@ -222,7 +222,8 @@ def _lock_rows(conn: sa.Connection, ids: list[str]) -> dict[str, str]:
         for chunk in _chunks(ids)
     ]
     for query in queries:
-        found.update(conn.execute(query.with_for_update() if locking else query).tuples())
+        rows = conn.execute(query.with_for_update() if locking else query).all()
+        found.update((event, status) for event, status in rows)
     return found
 
 
@@ -252,7 +253,7 @@ def publish_batch(conn: sa.Connection, producer: Producer, ids: list[str]) -> tu
             conn.execute(
                 outbox_event.update()
                 .where(outbox_event.c.event_id.in_([r.event_id for r in rows]))
-                .values(status="SENDING")
+                .values(status="SENDING", published_at=database_now(conn))  # when claimed, until sent
             )
     if not rows:
         return [], 0, ""

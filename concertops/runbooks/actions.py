@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from concertops.contract import settings as setting_specs
 from concertops.model.errors import UsageError
-from concertops.model.params import limit, optional, param
+from concertops.model.params import ParamError, limit, optional, param
 
 _FROZEN = {"frozen": True, "kw_only": True}
 
@@ -109,6 +109,10 @@ class RepublishPayments:
     max_rate: int = limit("Events per second at most", option="--max-rate", min=1)
     since: datetime | None = optional("Window start, UTC (default: the page's window)", option="--since")
     until: datetime | None = optional("Window end, UTC (default: now)", option="--until")
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ParamError("since", f"--since {self.since} is not before --until {self.until}: swap them")
 
 
 @dataclass(**_FROZEN)

@@ -545,7 +545,7 @@ def test_republish_waits_for_rows_another_sender_holds(booking: Backend) -> None
     ctx = Context(profile, booking.engine, dry_run=False, operator="t", reason="t")
     config = catalogue.RepublishPayments(window="last_hour", max_events=1000, batch=100, max_rate=500)
     action = RepublishPayments(Step("republish-missed", "t", "republish_payments", config))
-    _, failed, _ = action._publish(ctx, Producer(BOOTSTRAP), 1, 10, 100.0)
+    _, failed, _ = action._publish(ctx, Producer(BOOTSTRAP), [event], 10, 100.0)
     release.join()
     holder.close()
     assert failed == 0
