@@ -13,14 +13,15 @@ def test_every_source_of_the_local_profile_answers(stack: None, cli: CliRunner) 
     checks = {c["source"]: c for c in json.loads(done.stdout)["checks"]}
     # Plus the /metrics of any backend instance registered with the devstack (the local profile scrapes them).
     assert (
-        {"database", "redis", "kafka", "prometheus"}
+        {"database", "redis", "kafka", "prometheus", "privileges"}
         <= set(checks)
-        <= {"database", "redis", "kafka", "prometheus", "metrics"}
+        <= {"database", "redis", "kafka", "prometheus", "metrics", "privileges"}
     )
     assert all(c["ok"] for c in checks.values())
     assert "MariaDB" in checks["database"]["detail"]
     assert checks["redis"]["detail"].startswith("Redis ")
     assert checks["prometheus"]["detail"].startswith("Prometheus 2.")
+    assert "B-3 needs PROCESS: yes" in checks["privileges"]["detail"]  # root has every privilege
 
 
 def test_a_dead_source_is_named_with_its_fix_and_no_password(stack: None, cli: CliRunner) -> None:

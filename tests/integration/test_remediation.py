@@ -306,6 +306,7 @@ def test_audit_and_output_never_show_a_password(cli: CliRunner, booking: Backend
         cur.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'%'")
         cur.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'localhost'")
     url = f"mysql+pymysql://{user}:{password}@{HOST}:{MARIADB_PORT}/{database}"
+    in_query = f"mysql+pymysql://{user}@{HOST}:{MARIADB_PORT}/{database}?password={password}"
     environment = {**env(booking, "prometheus"), "CONCERTOPS_DATABASE_URL": url}
     outputs = [
         cli(
@@ -315,10 +316,14 @@ def test_audit_and_output_never_show_a_password(cli: CliRunner, booking: Backend
             "lock_retry_ms=31",
             "-y",
             "--reason",
-            "pw test",
+            f"INC-7 pasted from the log: {user}:{password}@db refused",
             env=environment,
         ),
-        cli("a3", "--dry-run", env=environment),
+        cli("settings", "history", env={**environment, "COLUMNS": "200"}),
+        cli("a3", "--dry-run", "--reason", f"see mysql://{user}:{password}@db/x", env=environment),
+        # The password in the query string connects too (PyMySQL takes it): masked like userinfo.
+        cli("config", "show", env={**environment, "CONCERTOPS_DATABASE_URL": in_query}),
+        cli("doctor", env={**environment, "CONCERTOPS_DATABASE_URL": in_query}),
         cli("audit", "-f", "json", env=environment),
         cli("settings", "set", "db_pool_size=abc", env=environment),
         cli("audit", env={**environment, "CONCERTOPS_DATABASE_URL": url.replace(database, "no_such_db")}),
@@ -326,9 +331,10 @@ def test_audit_and_output_never_show_a_password(cli: CliRunner, booking: Backend
     for done in outputs:
         assert password not in done.stdout + done.stderr
     assert outputs[-1].returncode == 3
-    everything = booking.rows("SELECT * FROM remediation_audit")
-    assert everything and password not in repr(everything)
-    assert password not in repr(booking.rows("SELECT * FROM runtime_setting_history"))
+    # Every table concertops writes.
+    for table in ("remediation_audit", "runtime_setting_history", "runtime_setting", "remediation_lock"):
+        assert password not in repr(booking.rows(f"SELECT * FROM {table}")), table
+    assert booking.scalar("SELECT COUNT(*) FROM runtime_setting_history WHERE reason LIKE 'INC-7%'") > 0
     booking.set(lock_retry_ms=30)
 
 

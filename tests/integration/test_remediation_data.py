@@ -469,20 +469,7 @@ def test_republish_survives_a_broker_killed_mid_run(cli: CliRunner, booking: Bac
     concertops and the service's relay are both sending them. A rerun completes, and every payment is
     notified exactly once: events acknowledged before the crash but lost with the broker are queued again."""
     booking.preset("legacy", producer_disconnect_after_s=300)
-    # 5000 seats sold two minutes ago, their events never sent (as after a direct-publish outage).
-    schedule = booking.overdue_holds(5000)
-    with booking.engine.begin() as conn:
-        for statement in (
-            "UPDATE reservation SET status = 'CONFIRMED', user_id = user_id + 100000 WHERE schedule_id = :s",
-            "UPDATE seat SET status = 'SOLD' WHERE schedule_id = :s",
-            "INSERT INTO payment (reservation_id, user_id, amount, created_at) SELECT reservation_id,"
-            " user_id, 1000, NOW() - INTERVAL 2 MINUTE FROM reservation WHERE schedule_id = :s",
-        ):
-            conn.execute(sa.text(statement), {"s": schedule})
-    mine = (
-        "SELECT payment_id FROM payment p JOIN reservation r USING (reservation_id) WHERE r.schedule_id = :s"
-    )
-    payments = [r[0] for r in booking.rows(mine, s=schedule)]
+    payments = booking.unnotified_payments(5000)
     assert len(payments) == 5000
     proc = _spawn(
         booking, "b1", "--apply", "--yes", "--max-events", "20000", "--batch", "50", "--format", "json"

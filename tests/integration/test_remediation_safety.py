@@ -128,13 +128,14 @@ def test_b3_during_b2_never_kills_a_concertops_connection(cli: CliRunner, bookin
     held = ours.connect()
     our_id = int(held.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one())
     held.commit()
-    proc, schedule = _b2_running(booking, holds=300)
+    proc, schedule = _b2_running(booking, holds=250)  # 1 hold a batch, 0.1 s apart: over 25 s
     lock_id = booking.scalar("SELECT IS_USED_LOCK('concertops:B-2')")
     time.sleep(11)  # every one of them asleep for over 10 s, the lock's connection included (before)
     b3 = cli(
         "b3", "--apply", "--yes", "--max-kills", "200", "--format", "json", env=env(booking, "prometheus")
     )
     assert b3.returncode in (0, 1, 2), b3.stderr
+    assert proc.poll() is None, "B-2 ended before B-3 ran: nothing was tested"
     killed = _step(json.loads(b3.stdout), "kill-idle")
     assert killed["affected"] >= 55, killed
     assert str(lock_id) not in killed["detail"].split(": ", 1)[1].split(", "), killed["detail"]
@@ -216,7 +217,7 @@ def test_a_lock_row_whose_holder_is_gone_is_cleaned_by_the_next_run_of_any_runbo
 def test_b1_and_b4_share_the_republish_lock(booking: Backend) -> None:
     """A B-1 run holding the re-publish: B-4, asked to re-publish too, is refused (exit 3) instead of
     racing it into a duplicate-key failure."""
-    _unnotified_payments(booking, 3)
+    booking.unnotified_payments(3)
     holder = pymysql.connect(host=HOST, port=MARIADB_PORT, user="root", database=booking.engine.url.database)
     with holder.cursor() as cur:
         cur.execute("SELECT GET_LOCK('concertops:republish-payments', 0)")
@@ -230,23 +231,6 @@ def test_b1_and_b4_share_the_republish_lock(booking: Backend) -> None:
 
 
 # -- re-publish exactly once ---------------------------------------------------------------------------
-def _unnotified_payments(booking: Backend, count: int) -> list[int]:
-    """``count`` seats sold two minutes ago whose events never left (as after a direct-publish outage)."""
-    schedule = booking.overdue_holds(count)
-    with booking.engine.begin() as conn:
-        for statement in (
-            "UPDATE reservation SET status = 'CONFIRMED', user_id = user_id + 100000 WHERE schedule_id = :s",
-            "UPDATE seat SET status = 'SOLD' WHERE schedule_id = :s",
-            "INSERT INTO payment (reservation_id, user_id, amount, created_at) SELECT reservation_id,"
-            " user_id, 1000, NOW() - INTERVAL 2 MINUTE FROM reservation WHERE schedule_id = :s",
-        ):
-            conn.execute(sa.text(statement), {"s": schedule})
-    mine = (
-        "SELECT payment_id FROM payment p JOIN reservation r USING (reservation_id) WHERE r.schedule_id = :s"
-    )
-    return [int(r[0]) for r in booking.rows(mine, s=schedule)]
-
-
 def _event_ids(payments: list[int]) -> list[str]:
     return [events.event_id(TOPIC_PAYMENT_COMPLETED, p) for p in payments]
 
@@ -266,7 +250,7 @@ def test_republish_then_an_immediate_rerun_puts_each_event_on_the_topic_once(boo
     a notification yet (the service is stopped): the rerun publishes 0, and an independent reader finds
     each event on the topic exactly once. (Before, "not notified" was taken as "never delivered", and the
     rerun sent them all again.)"""
-    payments = _unnotified_payments(booking, 2000)
+    payments = booking.unnotified_payments(2000)
     engine = open_engine(str(booking.profile.database_url))
     booking.stop()  # no relay, no notifications: every payment stays "not notified" between the runs
     try:
@@ -289,7 +273,7 @@ def test_republish_killed_mid_run_then_rerun_leaves_no_duplicate(booking: Backen
     finishes. Each event is on the topic exactly once: the killed batch was claimed (the relay left it
     alone) and the rerun found it on the topic instead of sending it again."""
     booking.preset("legacy")
-    payments = _unnotified_payments(booking, 2000)
+    payments = booking.unnotified_payments(2000)
     ids = _event_ids(payments)
     published = "SELECT COUNT(*) FROM outbox_event WHERE status = 'PUBLISHED' AND event_id IN :e"
 
@@ -462,7 +446,7 @@ def test_since_after_until_is_refused_before_anything_is_probed(cli: CliRunner, 
 
 def test_republish_that_cannot_read_the_topic_fails(booking: Backend, broker: Broker) -> None:
     """With the broker down, re-publish cannot tell what is missing: it fails, and says so (before: "ok")."""
-    _unnotified_payments(booking, 3)
+    booking.unnotified_payments(3)
     engine = open_engine(str(booking.profile.database_url))
     broker.stop()
     try:
