@@ -30,6 +30,8 @@ LOCAL_DEFAULTS: dict[str, Any] = {
     "metrics_urls": [],
     "backend_urls": [],
     "protected": False,
+    # The service's shape (concertops.contract.service_map): a built-in name or a map file's path.
+    "service_map": "reference",
 }
 
 ENV_OVERRIDES: dict[str, str] = {
@@ -40,6 +42,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "CONCERTOPS_METRICS_URLS": "metrics_urls",
     "CONCERTOPS_BACKEND_URLS": "backend_urls",
     "CONCERTOPS_PROTECTED": "protected",
+    "CONCERTOPS_SERVICE_MAP": "service_map",
 }
 _LIST_FIELDS = {"metrics_urls", "backend_urls"}
 _KNOWN_FIELDS = set(LOCAL_DEFAULTS)
@@ -58,6 +61,7 @@ class Profile:
     metrics_urls: tuple[str, ...] = ()
     backend_urls: tuple[str, ...] = ()
     protected: bool = False
+    service_map: str | None = None  # None: the default map (reference)
     source: str = "built-in"
     overridden: tuple[str, ...] = field(default=())
 
@@ -73,6 +77,7 @@ class Profile:
             "metrics_urls": [redact_url(u) for u in self.metrics_urls],
             "backend_urls": [redact_url(u) for u in self.backend_urls],
             "protected": self.protected,
+            "service_map": self.service_map or "reference",
             "overridden_by_env": list(self.overridden),
         }
 

@@ -15,7 +15,12 @@ app = typer.Typer(help="Show the resolved configuration (passwords masked).", no
 @app.command("show")
 def show(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Print the profile in force, after CONCERTOPS_* overrides, with every password masked."""
-    described = OPTIONS.load_profile().describe()
+    from concertops.contract import service_map
+
+    profile = OPTIONS.load_profile()
+    described = profile.describe()
+    shape = service_map.load(profile.service_map)  # validated here: a bad map is one line, exit 3
+    described["service_map"] = f"{shape.name} ({shape.source})"
     if as_json:
         console.out().print_json(json.dumps(described))
         return

@@ -18,15 +18,22 @@ from concertops.cli.state import OPTIONS
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Check every source of the profile in parallel: database, Redis, Kafka, Prometheus, /metrics, backend.
 
+    Then the privileges each runbook needs, and the profile's service map held against the live service
+    (tables and columns, Redis key types, topics and consumer groups), one line per thing missing.
     Each failure names the source and the fix. Exit 0 when all answer, 3 when any does not.
     """
+    from concertops.contract import service_map
+    from concertops.sources import map_check
     from concertops.sources.health import check_sources
 
     profile = OPTIONS.load_profile()
+    shape = service_map.load(profile.service_map)  # a bad map: one line naming file and field, exit 3
     checks = check_sources(profile)
     database = next((c for c in checks if c.source == "database"), None)
     if database is not None and database.ok and database.detail.startswith(("mysql", "mariadb")):
         checks.append(_privileges(profile.database_url or ""))
+    if checks:
+        checks += map_check.run(profile, shape)
     if as_json:
         console.out().print_json(json.dumps({"profile": profile.name, "checks": [asdict(c) for c in checks]}))
     else:

@@ -47,10 +47,24 @@ def probe(
 ) -> Probed:
     """Measure ``signals`` (deduplicated); ``history_for`` names the signals that also want 30 minutes of
     history (the sparkline), fetched from Prometheus only."""
+    from concertops.contract.binding import bind
+    from concertops.contract.service_map import load as load_map
+
     deadline = time.monotonic() + timeout_s
+    shape = load_map(profile.service_map)
+    # Keyed by the page's signal, measured in the service's own names (its service map).
     unique: dict[tuple[str, str], Signal] = {}
+    unavailable: dict[tuple[str, str], Observation] = {}
     for signal in signals:
-        unique.setdefault(_key(signal), signal)
+        key = _key(signal)
+        if key in unique or key in unavailable:
+            continue
+        bound = bind(signal, shape)
+        if isinstance(bound, str):
+            kind = signal.source_kind
+            unavailable[key] = Observation(signal.name, kind, signal.describe_query(), not_applicable=bound)
+        else:
+            unique[key] = bound
     sources: dict[str, str] = {}
     adapters = _Adapters(profile, timeout_s)
     metric_signals = [s for s in unique.values() if s.kind in METRIC_KINDS]
@@ -73,6 +87,8 @@ def probe(
                     tasks[key] = _after(collected, scrape.observe, signal)
             elif signal.kind == "sql":
                 tasks[key] = _bind(adapters.sql().observe, signal)
+            elif signal.kind == "redis":
+                tasks[key] = _bind(adapters.redis().observe, signal)
             else:
                 tasks[key] = _bind(adapters.kafka().observe, signal)
         observations = _gather(pool, tasks, unique, deadline, timeout_s)
@@ -85,7 +101,7 @@ def probe(
         if observed.error and sources.get(kind, "ok") == "ok":
             sources[kind] = observed.error
         sources.setdefault(kind, "ok")
-    return Probed(observations, sources, mode)
+    return Probed({**observations, **unavailable}, sources, mode)
 
 
 def _gather(
@@ -133,12 +149,13 @@ def _prometheus(profile: Profile, timeout_s: float, sources: dict[str, str]) -> 
 
 
 class _Adapters:
-    """SQL and Kafka adapters, created on first use (their imports are not free)."""
+    """SQL, Redis and Kafka adapters, created on first use (their imports are not free)."""
 
     def __init__(self, profile: Profile, timeout_s: float) -> None:
         self.profile, self.timeout_s = profile, timeout_s
         self._sql: Any = None
         self._kafka: Any = None
+        self._redis: Any = None
 
     def sql(self) -> Any:
         if self._sql is None:
@@ -149,6 +166,16 @@ class _Adapters:
                 SqlSource(url, self.timeout_s) if url else _Missing("sql", "no database_url configured")
             )
         return self._sql
+
+    def redis(self) -> Any:
+        if self._redis is None:
+            from concertops.sources.redis_queue import RedisSource
+
+            url = self.profile.redis_url
+            self._redis = (
+                RedisSource(url, self.timeout_s) if url else _Missing("redis", "no redis_url configured")
+            )
+        return self._redis
 
     def kafka(self) -> Any:
         if self._kafka is None:
@@ -163,8 +190,9 @@ class _Adapters:
         return self._kafka
 
     def close(self) -> None:
-        if self._sql is not None and hasattr(self._sql, "close"):
-            self._sql.close()
+        for source in (self._sql, self._redis):
+            if source is not None and hasattr(source, "close"):
+                source.close()
 
 
 class _Missing:

@@ -161,7 +161,18 @@ class Ui(Protocol):
 
 
 def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> ApplyResult:
+    from concertops.contract import service_map
+
     options.tuning.validate(runbook.page)
+    shape = service_map.load(profile.service_map)
+    if not service_map.has_reference_schema(shape):
+        # The steps' SQL, keys and messages are the reference backend's: on another shape they would
+        # fail half-way or, worse, act on the wrong rows. Detection works there; acting does not yet.
+        raise UsageError(
+            f"{runbook.id}: the remediation steps are written for the reference service's schema, and the "
+            f"profile's service map is {shape.name}: nothing was applied",
+            f"carry out the steps of `concertops runbooks show {runbook.id}` by hand",
+        )
     enable = options.tuning.enable
     before = run_check(profile, [runbook], options.timeout_s, enable=enable).runbooks[0]
     result = ApplyResult(runbook.id, options.dry_run, before, [])

@@ -13,9 +13,13 @@ from typing import Any, Literal
 
 from concertops.model.errors import ConfigError
 
-Kind = Literal["gauge", "rate", "ratio", "quantile", "sql", "kafka_lag", "topic_depth"]
+Kind = Literal["gauge", "rate", "ratio", "quantile", "sql", "kafka_lag", "topic_depth", "queue", "redis"]
 METRIC_KINDS = ("gauge", "rate", "ratio", "quantile")
-KINDS: tuple[str, ...] = (*METRIC_KINDS, "sql", "kafka_lag", "topic_depth")
+# ``queue``: the waiting queue as the service's map says it is stored (SQL rows or Redis sorted sets);
+# bound to an ``sql`` or a ``redis`` signal before it is measured (concertops.contract.binding).
+QUEUE_MEASURES = ("waiting", "active", "oldest_waiting_s")
+REDIS_MEASURES = ("zcard", "oldest_score_age_s")
+KINDS: tuple[str, ...] = (*METRIC_KINDS, "sql", "kafka_lag", "topic_depth", "queue", "redis")
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 WINDOW_PATTERN = re.compile(r"^\d+[smh]$")
 
@@ -105,6 +109,9 @@ class Signal:
     # Server privileges the query needs to see everything (PROCESS for the whole processlist): without
     # one, the server answers with a smaller number, not an error, so the signal reads UNKNOWN instead.
     privileges: tuple[str, ...] = ()
+    # queue (measure: one of QUEUE_MEASURES), redis (key, measure: one of REDIS_MEASURES)
+    measure: str = ""
+    key: str = ""
     # kafka
     group: str = ""
     topic: str = ""
@@ -114,7 +121,9 @@ class Signal:
 
     @property
     def source_kind(self) -> str:
-        return "metrics" if self.kind in METRIC_KINDS else ("sql" if self.kind == "sql" else "kafka")
+        if self.kind in METRIC_KINDS:
+            return "metrics"
+        return {"sql": "sql", "queue": "queue", "redis": "redis"}.get(self.kind, "kafka")
 
     def with_window(self, window: str) -> Signal:
         """This signal over another window (gauges and non-metric signals are returned as they are)."""
@@ -140,6 +149,10 @@ class Signal:
             return self.promql()
         if self.kind == "sql":
             return self.query
+        if self.kind == "queue":
+            return f"queue {self.measure}"
+        if self.kind == "redis":
+            return f"{self.measure} of {self.key}"
         if self.kind == "kafka_lag":
             return f"consumer group {self.group} lag on {self.topic}"
         return f"messages in {self.topic}"
@@ -185,6 +198,15 @@ def parse_signal(raw: Any, where: str) -> Signal:
         if not isinstance(privileges, list) or not all(isinstance(p, str) for p in privileges):
             raise RunbookPageError(f"{where}: privileges must be a list of names, e.g. [PROCESS]")
         common["privileges"] = tuple(p.upper() for p in privileges)
+    elif kind in ("queue", "redis"):
+        allowed = QUEUE_MEASURES if kind == "queue" else REDIS_MEASURES
+        common["measure"] = _text(raw, "measure", where)
+        if common["measure"] not in allowed:
+            raise RunbookPageError(
+                f"{where}: measure {common['measure']!r} is not one of {', '.join(allowed)}"
+            )
+        if kind == "redis":
+            common["key"] = _text(raw, "key", where)
     elif kind == "kafka_lag":
         common["group"], common["topic"] = _text(raw, "group", where), _text(raw, "topic", where)
         common["group_is_ours"] = bool(raw.get("group_is_ours", False))

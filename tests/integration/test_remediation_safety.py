@@ -456,3 +456,28 @@ def test_republish_that_cannot_read_the_topic_fails(booking: Backend, broker: Br
         engine.dispose()
     assert outcome.result == "failed", outcome.detail
     assert "nothing published" in outcome.detail
+
+
+def test_the_republish_window_ends_at_the_databases_now_whatever_the_hosts_clock(
+    booking: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B-4's and B-1's window is the database's: with the host 10 minutes fast, it still ends now (before,
+    it ended at the host's "now", and payments of the next 10 minutes' window were judged too early)."""
+    from datetime import UTC, datetime, timedelta
+
+    from concertops.engine import audit, republish
+
+    fast = datetime.now(UTC).replace(tzinfo=None) + timedelta(minutes=10)
+    monkeypatch.setattr(audit, "now", lambda: fast)
+    monkeypatch.setattr(republish, "now", lambda: fast, raising=False)
+    engine = open_engine(str(booking.profile.database_url))
+    config = catalogue.RepublishPayments(window="dropped", max_events=10, batch=10, max_rate=10)
+    try:
+        span = republish.window(
+            _ctx(booking, engine), Step("republish-window", "t", "republish_payments", config)
+        )
+    finally:
+        engine.dispose()
+    database_now = booking_now(booking)
+    assert abs((span.until - database_now).total_seconds()) < 5, (span, database_now)
+    assert span.until - span.since == timedelta(hours=1)  # no Prometheus here: the last hour

@@ -1,0 +1,121 @@
+"""A page's signal in one service's own names, through its service map.
+
+Pages write SQL against logical names: ``{reservation}`` is the reservation table,
+``{reservation.expires_at}`` its column, ``{reservation.key}`` its primary key, ``{now}`` the current time
+in the zone the service writes its datetimes in. A Kafka signal names a logical group and topic the same
+way (``group: "{expiry}"``). Text without braces is used as it is, so a page may still name the twin's
+objects directly.
+
+A signal the service cannot give (its map lacks a table, column, group or topic the signal needs; a metric
+of a service that exports none) is not bound: ``bind`` says why, and the signal reads "not available on
+<map>: <why>", never OK.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from concertops.contract.service_map import ServiceMap
+from concertops.model.signals import METRIC_KINDS, Signal
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)(?:\.([a-z_]+))?\}")
+
+
+class Unavailable(Exception):
+    """Why a service cannot give a signal."""
+
+
+def bind(signal: Signal, shape: ServiceMap) -> Signal | str:
+    """``signal`` in ``shape``'s names, or the reason it is not available there."""
+    try:
+        if signal.kind in METRIC_KINDS:
+            if not shape.metrics:
+                raise Unavailable("the service exports no metrics")
+            return signal
+        if signal.kind == "queue":
+            return _queue(signal, shape)
+        if signal.kind == "redis":
+            return signal
+        if signal.kind == "sql":
+            return replace(
+                signal,
+                query=render(signal.query, shape, "mysql"),
+                detail=render(signal.detail, shape, "mysql"),
+                sqlite_query=render(signal.sqlite_query, shape, "sqlite"),
+                sqlite_detail=render(signal.sqlite_detail, shape, "sqlite"),
+            )
+        group = signal.group if signal.group_is_ours else _kafka(signal.group, shape, "group")
+        return replace(signal, group=group, topic=_kafka(signal.topic, shape, "topic"))
+    except Unavailable as why:
+        return f"not available on {shape.name}: {why}"
+
+
+def render(text: str, shape: ServiceMap, dialect: str) -> str:
+    """SQL with every placeholder replaced; Unavailable names the first one the map lacks."""
+    return _PLACEHOLDER.sub(lambda m: _name(m.group(1), m.group(2), shape, dialect), text) if text else text
+
+
+def _name(logical: str, part: str | None, shape: ServiceMap, dialect: str) -> str:
+    if logical == "now" and part is None:
+        return now_expression(shape.zone, dialect)
+    table = shape.table(logical)
+    if table is None:
+        raise Unavailable(f"it has no {logical} table")
+    if part is None:
+        return table.table
+    if part == "key":
+        return table.key
+    column = table.column(part)
+    if column is None:
+        raise Unavailable(f"its {logical} table has no {part} column")
+    return column
+
+
+def now_expression(zone: str, dialect: str) -> str:
+    """The current time as the service writes it: UTC, or shifted to its zone (``+09:00``)."""
+    if dialect == "sqlite":
+        if zone == "UTC":
+            return "datetime('now')"
+        sign, hours, minutes = zone[0], zone[1:3], zone[4:6]
+        return f"datetime('now', '{sign}{int(hours)} hours', '{sign}{int(minutes)} minutes')"
+    return "UTC_TIMESTAMP()" if zone == "UTC" else f"CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', '{zone}')"
+
+
+def _queue(signal: Signal, shape: ServiceMap) -> Signal:
+    """A queue measure as the service stores its queue: rows of a table, or Redis sorted sets."""
+    queue = shape.queue
+    if queue.store == "redis":
+        key = queue.active if signal.measure == "active" else queue.waiting
+        assert key is not None  # the map's validation requires both keys with store redis
+        measure = "oldest_score_age_s" if signal.measure == "oldest_waiting_s" else "zcard"
+        return replace(signal, kind="redis", key=key.key, measure=measure)
+    logical = queue.table or ""
+    status = "ACTIVE" if signal.measure == "active" else "WAITING"
+    where = f"FROM {{{logical}}} WHERE {{{logical}.status}} = '{status}'"
+    if signal.measure == "oldest_waiting_s":
+        created = f"{{{logical}.created_at}}"
+        mysql = f"SELECT COALESCE(TIMESTAMPDIFF(SECOND, MIN({created}), {{now}}), 0) {where}"
+        age = f"(julianday({{now}}) - julianday(MIN({created}))) * 86400"
+        sqlite = f"SELECT COALESCE(CAST({age} AS INTEGER), 0) {where}"
+    else:
+        mysql = sqlite = f"SELECT COUNT(*) {where}"
+    return replace(
+        signal, kind="sql", query=render(mysql, shape, "mysql"), sqlite_query=render(sqlite, shape, "sqlite")
+    )
+
+
+def _kafka(value: str, shape: ServiceMap, what: str) -> str:
+    match = re.fullmatch(r"\{([a-z_]+)\}", value or "")
+    if match is None:
+        return value
+    logical = match.group(1)
+    if what == "group":
+        group = shape.group(logical)
+        if group is None:
+            raise Unavailable(f"it has no {logical} consumer group")
+        return group.group
+    topic = shape.topic(logical)
+    if topic is None:
+        raise Unavailable(f"it has no {logical} topic")
+    return topic

@@ -1,0 +1,224 @@
+"""The service map: where the things the runbooks read and change live in one deployed service.
+
+A profile names its service's shape with ``service_map:`` (env ``CONCERTOPS_SERVICE_MAP``): a built-in
+name (``reference``, the twin and the default; ``step10``, the production service) or the path of a YAML
+file of the same form (``concertops/contract/maps/*.yml``). The map gives, under the runbooks' logical
+names, the tables and columns, key types, the zone of the datetimes the service writes, the queue's store
+and Redis keys, topics, consumer groups and event envelope, whether the service exports metrics, which
+ways to act it offers (runtime settings, an outbox), and the constants only a deploy changes.
+
+It is validated when loaded: an error names the file and the field. ``concertops doctor`` then holds it
+against the live service (``concertops.sources.map_check``).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from concertops.model.errors import ConfigError
+
+BUILT_IN = ("reference", "step10")
+DEFAULT = "reference"
+Identifier = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=249)]
+_ZONE = re.compile(r"^(UTC|[+-](0\d|1[0-4]):[0-5]\d)$")
+
+
+class Table(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    table: Identifier
+    key: Identifier
+    key_type: Literal["int", "uuid"]
+    columns: dict[str, Identifier] = {}  # logical name -> the service's column
+
+    def column(self, logical: str) -> str | None:
+        return self.columns.get(logical)
+
+
+class RedisKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]  # ``{token}`` parts filled per item
+    type: Literal["zset", "hash", "string", "set", "list"]
+
+    @property
+    def templated(self) -> bool:
+        return "{" in self.key
+
+
+class Queue(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    store: Literal["sql", "redis"]
+    table: Identifier | None = None  # store sql: the logical table (in ``tables``) holding the tokens
+    waiting: RedisKey | None = None  # store redis
+    active: RedisKey | None = None
+    token: RedisKey | None = None
+
+    def __post_init__(self) -> None:
+        if self.store == "sql" and not self.table:
+            raise ValueError("queue.table is needed with store sql")
+        if self.store == "redis" and not (self.waiting and self.active):
+            raise ValueError("queue.waiting and queue.active are needed with store redis")
+
+
+class Group(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    group: Name
+    topic: str  # a logical topic of ``kafka.topics``
+
+
+class Kafka(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    envelope: Literal["flat", "step10"]
+    topics: dict[str, Name]
+    groups: dict[str, Group] = {}
+
+    def __post_init__(self) -> None:
+        for name, group in self.groups.items():
+            if group.topic not in self.topics:
+                known = sorted(self.topics)
+                raise ValueError(
+                    f"kafka.groups.{name}.topic {group.topic!r} is not one of kafka.topics: {known}"
+                )
+
+
+class Acts(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    runtime_settings: bool = False  # a settings table the service re-reads (else: a deploy)
+    outbox: bool = False
+
+
+class Constant(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    value: int | float | str
+    where: str  # the file, setting or env var the value lives in, for a hand-off
+
+
+class ServiceMap(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    zone: str
+    metrics: bool
+    tables: dict[str, Table]
+    queue: Queue
+    kafka: Kafka
+    description: str = ""
+    acts: Acts = msgspec.field(default_factory=Acts)
+    deploy_constants: dict[str, Constant] = {}
+    source: str = ""  # where it was loaded from (set by the loader)
+
+    def __post_init__(self) -> None:
+        if not _ZONE.match(self.zone):
+            raise ValueError(f"zone {self.zone!r}: write UTC or an offset like +09:00")
+        if self.queue.store == "sql" and self.queue.table not in self.tables:
+            raise ValueError(f"queue.table {self.queue.table!r} is not one of tables: {sorted(self.tables)}")
+
+    def table(self, logical: str) -> Table | None:
+        return self.tables.get(logical)
+
+    def group(self, logical: str) -> Group | None:
+        return self.kafka.groups.get(logical)
+
+    def topic(self, logical: str) -> str | None:
+        return self.kafka.topics.get(logical)
+
+
+def maps_dir() -> Path:
+    return Path(__file__).with_name("maps")
+
+
+def load(value: str | None) -> ServiceMap:
+    """The map a profile names (None or empty: the default); ConfigError naming the file and field."""
+    return _load(value or DEFAULT)
+
+
+@functools.cache
+def _load(value: str) -> ServiceMap:
+    import yaml
+
+    path = maps_dir() / f"{value}.yml" if value in BUILT_IN else Path(value).expanduser()
+    if value not in BUILT_IN and not path.is_file():
+        raise ConfigError(
+            f"service map {value!r} is neither a built-in ({', '.join(BUILT_IN)}) nor a file",
+            "set service_map to a built-in name or the path of a map file",
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read service map {path}: {exc.strerror}", "check its permissions"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"service map {path} is not valid YAML{where}", "fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"service map {path} must be a mapping", "see concertops/contract/maps/step10.yml")
+    try:
+        _entries_first(raw)
+        return msgspec.convert({**raw, "source": str(path)}, ServiceMap)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"service map {path}: {_described(exc)}", _HINT) from None
+    except _EntryError as exc:
+        raise ConfigError(f"service map {path}: {exc}", _HINT) from None
+
+
+_HINT = "fix the field (the built-in maps in concertops/contract/maps/ show every one)"
+
+
+class _EntryError(ValueError):
+    pass
+
+
+def _entries_first(raw: dict[str, Any]) -> None:
+    """Entries of the maps keyed by name, validated one by one: msgspec's path elides a dict's keys
+    (``$.tables[...].key``), and the user needs to know which table."""
+    kafka: dict[str, Any] = raw["kafka"] if isinstance(raw.get("kafka"), dict) else {}
+    for prefix, entries, kind in (
+        ("tables", raw.get("tables"), Table),
+        ("kafka.groups", kafka.get("groups"), Group),
+        ("deploy_constants", raw.get("deploy_constants"), Constant),
+    ):
+        if not isinstance(entries, dict):
+            continue  # absent or not a mapping: the whole map's validation says so
+        for name, entry in entries.items():
+            try:
+                msgspec.convert(entry, kind)
+            except msgspec.ValidationError as exc:
+                raise _EntryError(_described(exc, f"{prefix}.{name}")) from None
+
+
+def _described(exc: msgspec.ValidationError, prefix: str = "") -> str:
+    """msgspec's "Expected `str`, got `int` - at `$.queue.waiting`" as "field queue.waiting: …"."""
+    message, _, where = str(exc).partition(" - at `$")
+    parts = [prefix] if prefix else []
+    parts += [p for p in re.split(r"[.\[\]]", where.rstrip("`")) if p and p != "..."]
+    named = re.search(r"(?:unknown|missing required) field `(\w+)`", message)
+    if named:
+        parts.append(named.group(1))
+    field = ".".join(parts)
+    # Our own checks begin with the field they judge ("zone …", "kafka.groups.x.topic …").
+    ours = re.match(r"^([a-z_]+(?:\.[A-Za-z0-9_]+)*)[ :]", message)
+    if ours and ours.group(1).startswith(field):
+        field = ours.group(1)
+    return f"field {field or '(top level)'}: {message}"
+
+
+def has_reference_schema(shape: ServiceMap) -> bool:
+    """Whether the service is laid out as the reference backend: the runbooks' steps are written for it."""
+    reference = load(DEFAULT)
+    return (shape.tables, shape.queue, shape.kafka, shape.acts) == (
+        reference.tables,
+        reference.queue,
+        reference.kafka,
+        reference.acts,
+    )
+
+
+def describe(service_map: ServiceMap) -> dict[str, Any]:
+    """What ``config show`` prints of the map."""
+    return {
+        "name": service_map.name,
+        "source": service_map.source,
+        "zone": service_map.zone,
+        "metrics": service_map.metrics,
+        "queue": service_map.queue.store,
+        "groups": {k: g.group for k, g in service_map.kafka.groups.items()},
+        "deploy_constants": sorted(service_map.deploy_constants),
+    }

@@ -1,0 +1,139 @@
+"""``concertops doctor``: the service map held against the live service, one line per thing missing.
+
+Tables and columns from ``information_schema``, key types from the columns' data types; Redis keys' types
+(a key that does not exist now is only noted: an empty queue has no key); topics and consumer groups from
+the broker. Each store is one ``SourceCheck`` row, failing when anything the map names is not there.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from concertops.config import Profile
+from concertops.contract.service_map import ServiceMap
+from concertops.redact import error_line, redact_url
+from concertops.sources.health import SourceCheck
+
+_KEY_TYPES = {"int": {"int", "bigint", "smallint", "mediumint", "tinyint"}, "uuid": {"char", "varchar"}}
+TIMEOUT_S = 3.0
+
+
+def database_gaps(url: str, shape: ServiceMap) -> tuple[list[str], list[str]]:
+    """(what is missing, what was found) of the map's tables, columns and key types."""
+    import sqlalchemy as sa
+
+    from concertops.sources.database import open_engine
+
+    engine = open_engine(url, TIMEOUT_S, connections=1, read_timeout_s=TIMEOUT_S, pool_wait_s=TIMEOUT_S)
+    missing: list[str] = []
+    try:
+        with engine.connect() as conn:
+            columns: dict[str, dict[str, str]] = {}
+            for table, column, kind in conn.execute(
+                sa.text(
+                    "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS"
+                    " WHERE TABLE_SCHEMA = DATABASE()"
+                )
+            ):
+                columns.setdefault(str(table), {})[str(column)] = str(kind).lower()
+    finally:
+        engine.dispose()
+    for logical, table in shape.tables.items():
+        where = f"tables.{logical}"
+        found = columns.get(table.table)
+        if found is None:
+            missing.append(f"table {table.table} missing ({where}.table)")
+            continue
+        if table.key not in found:
+            missing.append(f"column {table.table}.{table.key} missing ({where}.key)")
+        elif found[table.key] not in _KEY_TYPES[table.key_type]:
+            missing.append(
+                f"key {table.table}.{table.key} is {found[table.key]}, the map says {table.key_type} "
+                f"({where}.key_type)"
+            )
+        for name, column in table.columns.items():
+            if column not in found:
+                missing.append(f"column {table.table}.{column} missing ({where}.columns.{name})")
+    return missing, [f"{len(shape.tables)} table(s)"]
+
+
+def redis_gaps(url: str, shape: ServiceMap) -> tuple[list[str], list[str]]:
+    import redis
+
+    keys = [(name, getattr(shape.queue, name)) for name in ("waiting", "active", "token")]
+    keys = [(name, key) for name, key in keys if key is not None and not key.templated]
+    client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
+    missing, notes = [], []
+    for name, key in keys:
+        answer = client.type(key.key)
+        kind = answer.decode() if isinstance(answer, bytes) else str(answer)
+        if kind == "none":
+            notes.append(f"{key.key} absent (empty now)")
+        elif kind != key.type:
+            missing.append(f"key {key.key} is a {kind}, the map says {key.type} (queue.{name}.type)")
+        else:
+            notes.append(f"{key.key} {kind} of {_size(client, key.key, kind)}")
+    return missing, notes
+
+
+def _size(client: Any, key: str, kind: str) -> int:
+    return int(
+        {"zset": client.zcard, "hash": client.hlen, "set": client.scard, "list": client.llen}.get(
+            kind, lambda _k: 1
+        )(key)
+    )
+
+
+def kafka_gaps(bootstrap: str, shape: ServiceMap) -> tuple[list[str], list[str]]:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(TIMEOUT_S * 1000), "log_level": 0}
+    )
+    topics = admin.list_topics(timeout=TIMEOUT_S).topics
+    groups = {
+        g.group_id for g in admin.list_consumer_groups(request_timeout=TIMEOUT_S).result(TIMEOUT_S).valid
+    }
+    missing = [
+        f"topic {topic} missing (kafka.topics.{name})"
+        for name, topic in shape.kafka.topics.items()
+        if topic not in topics
+    ]
+    missing += [
+        f"consumer group {g.group} missing (kafka.groups.{name})"
+        for name, g in shape.kafka.groups.items()
+        if g.group not in groups
+    ]
+    return missing, [f"{len(shape.kafka.topics)} topic(s), {len(shape.kafka.groups)} group(s)"]
+
+
+def checks(profile: Profile, shape: ServiceMap) -> list[tuple[str, str, Any]]:
+    """(row name, target, probe) for each configured store; each probe returns (missing, found)."""
+    planned: list[tuple[str, str, Any]] = []
+    if profile.database_url:
+        planned.append(
+            ("map: database", profile.database_url, lambda: database_gaps(profile.database_url or "", shape))
+        )
+    if profile.redis_url and shape.queue.store == "redis":
+        planned.append(("map: redis", profile.redis_url, lambda: redis_gaps(profile.redis_url or "", shape)))
+    if profile.kafka_bootstrap_servers:
+        servers = profile.kafka_bootstrap_servers
+        planned.append(("map: kafka", servers, lambda: kafka_gaps(servers, shape)))
+    return planned
+
+
+def run(profile: Profile, shape: ServiceMap) -> list[SourceCheck]:
+    """One row per store: the map's things there, or one line per thing missing."""
+    rows = []
+    for name, target, probe in checks(profile, shape):
+        started = time.monotonic()
+        try:
+            missing, found = probe()
+        except Exception as exc:  # the store did not answer: the source's own row says why
+            missing, found = [f"not checked: {error_line(exc)}"], []
+        detail = "; ".join(missing) if missing else f"map {shape.name}: " + "; ".join(found)
+        fix = f"fix the service map {shape.source} (the field named) or the service" if missing else ""
+        duration = round(time.monotonic() - started, 3)
+        rows.append(SourceCheck(name, redact_url(target), not missing, detail, fix, duration))
+    return rows

@@ -1,0 +1,173 @@
+"""`concertops doctor` holds the profile's service map against the live service: on a database, Redis and
+broker laid out as production has them, and on the twin, which lacks what the step10 map names."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from cli_runner import CliRunner
+from harness import BOOTSTRAP, Backend
+from prod_shape import create_database, create_topics_and_groups, drop_database
+
+REDIS_DB = 9  # production's queue keys, away from the twin's
+
+
+@pytest.fixture(scope="module")
+def production(stack: None) -> Iterator[dict[str, str]]:
+    """Production's shape: its database, its Redis queue keys, its topics and consumer groups."""
+    name, url = create_database()
+    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    client.flushdb()
+    seconds, _micros = client.time()
+    issued = seconds * 1000 - 30_000  # 260 WAITING tokens, the oldest issued 30 s ago
+    client.zadd("queue:waiting", {f"token-{i}": issued + i for i in range(260)})
+    client.zadd("queue:active", {"token-active": issued})
+    create_topics_and_groups(BOOTSTRAP)
+    yield {
+        "CONCERTOPS_DATABASE_URL": url,
+        "CONCERTOPS_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+        "CONCERTOPS_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+        "CONCERTOPS_PROMETHEUS_URL": "",
+        "CONCERTOPS_SERVICE_MAP": "step10",
+    }
+    client.flushdb()
+    drop_database(name)
+
+
+def _doctor(cli: CliRunner, environment: dict[str, str]) -> tuple[int, dict[str, dict]]:
+    done = cli("doctor", "--json", env=environment)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, {c["source"]: c for c in json.loads(done.stdout)["checks"]}
+
+
+def test_the_step10_map_holds_on_production_shape(cli: CliRunner, production: dict[str, str]) -> None:
+    code, checks = _doctor(cli, production)
+    for row in ("map: database", "map: redis", "map: kafka"):
+        assert checks[row]["ok"], checks[row]
+    assert "queue:waiting zset of 260" in checks["map: redis"]["detail"]
+    assert code == 0, checks
+
+
+def test_the_step10_map_on_the_twin_names_each_missing_column(cli: CliRunner, booking: Backend) -> None:
+    environment = {
+        "CONCERTOPS_DATABASE_URL": str(booking.profile.database_url),
+        "CONCERTOPS_KAFKA_BOOTSTRAP_SERVERS": "",
+        "CONCERTOPS_REDIS_URL": "",
+        "CONCERTOPS_PROMETHEUS_URL": "",
+        "CONCERTOPS_SERVICE_MAP": "step10",
+    }
+    code, checks = _doctor(cli, environment)
+    assert code == 3
+    row = checks["map: database"]
+    assert not row["ok"]
+    for line in (
+        "column reservation.reservationId missing (tables.reservation.key)",
+        "column reservation.expiresAt missing (tables.reservation.columns.expires_at)",
+        "column payment.paymentId missing (tables.payment.key)",
+    ):
+        assert line in row["detail"], row["detail"]
+    assert "service map" in row["fix"] and "step10.yml" in row["fix"]
+
+
+def test_a_redis_key_of_the_wrong_type_and_a_missing_group_are_named(
+    cli: CliRunner, production: dict[str, str], tmp_path: Path
+) -> None:
+    import yaml
+
+    from concertops.contract import service_map
+
+    raw = yaml.safe_load((service_map.maps_dir() / "step10.yml").read_text())
+    raw["kafka"]["groups"]["expiry"]["group"] = "no-such-group"
+    mine = tmp_path / "map.yml"
+    mine.write_text(yaml.safe_dump(raw))
+    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    client.delete("queue:active")
+    client.set("queue:active", "oops")
+    try:
+        code, checks = _doctor(cli, {**production, "CONCERTOPS_SERVICE_MAP": str(mine)})
+    finally:
+        client.delete("queue:active")
+        client.zadd("queue:active", {"token-active": 1_700_000_000_000})
+    assert code == 3
+    assert (
+        "key queue:active is a string, the map says zset (queue.active.type)"
+        in checks["map: redis"]["detail"]
+    )
+    assert "consumer group no-such-group missing (kafka.groups.expiry)" in checks["map: kafka"]["detail"]
+
+
+def test_a_map_that_does_not_parse_is_one_line_and_exit_3(cli: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: x\nzone: Mars/Olympus\nmetrics: false\ntables: {}\nqueue: {store: sql, table: t}\n")
+    for command in (("doctor",), ("config", "show")):
+        done = cli(*command, env={"CONCERTOPS_SERVICE_MAP": str(bad)})
+        assert done.returncode == 3, done.stdout
+        assert str(bad) in done.stderr and "field" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def _seed_holds(url: str) -> None:
+    """40 holds overdue by 10 minutes and 5 due in 3, on seats of production's shape (UUID keys)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    schedule = str(uuid.uuid4())
+    with engine.begin() as conn:
+        for i in range(45):
+            seat = str(uuid.uuid4())
+            conn.execute(
+                sa.text("INSERT INTO seat (seatId, scheduleId, seatNo) VALUES (:s, :sc, :n)"),
+                {"s": seat, "sc": schedule, "n": i + 1},
+            )
+            minutes = -10 if i < 40 else 3
+            conn.execute(
+                sa.text(
+                    "INSERT INTO reservation (reservationId, userId, seatId, status, heldAt, expiresAt)"
+                    " VALUES (:r, :u, :s, 'HELD', UTC_TIMESTAMP() - INTERVAL 5 MINUTE + INTERVAL :m MINUTE,"
+                    " UTC_TIMESTAMP() + INTERVAL :m MINUTE)"
+                ),
+                {"r": str(uuid.uuid4()), "u": str(uuid.uuid4()), "s": seat, "m": minutes},
+            )
+    engine.dispose()
+
+
+def test_check_on_production_shape_judges_b2_and_is_never_ok_while_blind(
+    cli: CliRunner, production: dict[str, str]
+) -> None:
+    _seed_holds(production["CONCERTOPS_DATABASE_URL"])
+    done = cli("check", "--format", "json", env=production)
+    assert done.returncode == 2, done.stderr
+    document = json.loads(done.stdout)
+    runbooks = {r["id"]: r for r in document["runbooks"]}
+    overdue = next(f for f in runbooks["B-2"]["findings"] if f["signal"] == "overdue_holds")
+    assert overdue["status"] == "CRITICAL" and overdue["value"] == 40, overdue
+    assert "expiresAt" in overdue["query"]
+    queue = {f["signal"]: f for f in runbooks["A-3"]["findings"]}
+    assert queue["queue_waiting"]["value"] == 260 and queue["queue_waiting"]["status"] == "WARNING"
+    assert queue["queue_waiting"]["source"] == "redis"
+    assert 29 <= queue["queue_oldest_waiting"]["value"] < 90, queue["queue_oldest_waiting"]
+    blind = next(f for f in runbooks["B-3"]["findings"] if f["signal"] == "pool_timeouts")
+    assert blind["status"] == "NOT_APPLICABLE"
+    assert blind["message"].startswith("not available on step10: the service exports no metrics"), blind
+    for runbook in runbooks.values():
+        measured = [
+            f
+            for f in runbook["findings"]
+            if f["decisive"] and f["status"] not in ("UNKNOWN", "NOT_APPLICABLE")
+        ]
+        assert runbook["status"] != "OK" or measured, runbook  # OK only when a decisive signal said so
+
+    applied = cli("b2", "--apply", "--yes", env=production)
+    assert applied.returncode == 3
+    assert "nothing was applied" in applied.stderr and "Traceback" not in applied.stderr
+    held = cli("check", "B-2", "--format", "json", env=production)
+    again = next(
+        f for f in json.loads(held.stdout)["runbooks"][0]["findings"] if f["signal"] == "overdue_holds"
+    )
+    assert again["value"] == 40  # untouched

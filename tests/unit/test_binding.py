@@ -1,0 +1,78 @@
+"""Pages' signals bound to a service map: the twin's names, production's names, or why it cannot say."""
+
+from __future__ import annotations
+
+from concertops.contract import service_map
+from concertops.contract.binding import bind, now_expression
+from concertops.model.signals import Signal
+from concertops.runbooks.pages import RUNBOOK_IDS, load
+
+REFERENCE, STEP10 = service_map.load("reference"), service_map.load("step10")
+
+
+def _signal(runbook: str, name: str) -> Signal:
+    return load(runbook).signal(name)
+
+
+def test_b2_overdue_holds_in_each_services_names_and_zone() -> None:
+    twin = bind(_signal("B-2", "overdue_holds"), REFERENCE)
+    production = bind(_signal("B-2", "overdue_holds"), STEP10)
+    assert isinstance(twin, Signal) and isinstance(production, Signal)
+    assert twin.query == (
+        "SELECT COUNT(*) FROM reservation WHERE status = 'HELD' AND held_expires_at < UTC_TIMESTAMP()"
+        " - INTERVAL 30 SECOND"
+    )
+    assert "expiresAt < UTC_TIMESTAMP() - INTERVAL 30 SECOND" in production.query
+    assert "datetime(datetime('now'), '-30 seconds')" in twin.sqlite_query
+    assert "reservationId, userId, seatId" in production.detail
+
+
+def test_the_expiry_groups_are_each_services_own() -> None:
+    twin, production = (bind(_signal("B-2", "expiry_lag"), shape) for shape in (REFERENCE, STEP10))
+    assert isinstance(twin, Signal) and (twin.group, twin.topic) == (
+        "booking-expiry",
+        "reservation.expiration",
+    )
+    assert isinstance(production, Signal) and production.group == "reservation-expiration-group"
+
+
+def test_what_production_lacks_is_not_available_with_the_reason() -> None:
+    assert (
+        bind(_signal("B-2", "dlq_depth"), STEP10) == "not available on step10: it has no expiration_dlq topic"
+    )
+    assert bind(_signal("A-2", "sold_out_schedules"), STEP10) == (
+        "not available on step10: its seat table has no status column"
+    )
+    assert bind(_signal("B-4", "unnotified_payments"), STEP10) == (
+        "not available on step10: it has no notification table"
+    )
+    assert (
+        bind(_signal("B-3", "pool_timeouts"), STEP10)
+        == "not available on step10: the service exports no metrics"
+    )
+
+
+def test_on_the_twin_every_signal_binds() -> None:
+    for runbook in RUNBOOK_IDS:
+        for signal in load(runbook).signals:
+            assert isinstance(bind(signal, REFERENCE), Signal), (runbook, signal.name)
+
+
+def test_now_in_the_services_zone() -> None:
+    assert now_expression("UTC", "mysql") == "UTC_TIMESTAMP()"
+    assert now_expression("+09:00", "mysql") == "CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', '+09:00')"
+    assert now_expression("-03:30", "sqlite") == "datetime('now', '-3 hours', '-30 minutes')"
+
+
+def test_the_queue_is_measured_where_each_service_keeps_it() -> None:
+    twin = bind(_signal("A-3", "queue_oldest_waiting"), REFERENCE)
+    production = bind(_signal("A-3", "queue_oldest_waiting"), STEP10)
+    assert isinstance(twin, Signal) and twin.kind == "sql"
+    assert twin.query == (
+        "SELECT COALESCE(TIMESTAMPDIFF(SECOND, MIN(created_at), UTC_TIMESTAMP()), 0)"
+        " FROM queue_token WHERE status = 'WAITING'"
+    )
+    assert isinstance(production, Signal) and production.kind == "redis"
+    assert (production.key, production.measure) == ("queue:waiting", "oldest_score_age_s")
+    waiting = bind(_signal("A-3", "queue_waiting"), STEP10)
+    assert isinstance(waiting, Signal) and (waiting.key, waiting.measure) == ("queue:waiting", "zcard")
