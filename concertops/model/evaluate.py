@@ -13,9 +13,10 @@ def judge(signal: Signal, observed: Observation) -> Finding:
     A threshold is crossed when the value is strictly beyond it (``> warning``, or ``< warning`` for a
     floor), as the manual writes its checks ("pool usage > 80%")."""
     if observed.not_applicable:
-        return _finding(
-            signal, observed, Status.NOT_APPLICABLE, None, f"not applicable: {observed.not_applicable}"
-        )
+        reason = observed.not_applicable
+        # A service map's "not available on <map>: why" is a sentence of its own.
+        message = reason if reason.startswith("not available") else f"not applicable: {reason}"
+        return _finding(signal, observed, Status.NOT_APPLICABLE, None, message)
     if observed.error is not None:
         return _finding(signal, observed, Status.UNKNOWN, None, f"not measured: {observed.error}")
     value = observed.value

@@ -27,6 +27,8 @@ from harness import Backend, Broker, wait_for
 @pytest.mark.parametrize("mode", ["prometheus", "direct"])
 def test_b2_overdue_holds_found_with_their_rows(cli: CliRunner, booking: Backend, mode: str) -> None:
     booking.release_holds()
+    # The recommended sweep (every 10 s) would expire the overdue hold below before the check sees it.
+    booking.wait_applied(booking.set(expiry_sweep_interval_s=0))
     code, healthy = check(cli, booking, mode, "B-2")
     assert finding(healthy, "B-2", "overdue_holds")["status"] == "OK"
     reservation = booking.hold(8100 if mode == "direct" else 8000, booking.new_schedule(), 1)
