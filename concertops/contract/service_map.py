@@ -139,7 +139,9 @@ def _load(value: str) -> ServiceMap:
             "set service_map to a built-in name or the path of a map file",
         )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(
+            path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )
     except OSError as exc:
         raise ConfigError(
             f"cannot read service map {path}: {exc.strerror}", "check its permissions"
