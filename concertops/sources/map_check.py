@@ -123,10 +123,12 @@ def checks(profile: Profile, shape: ServiceMap) -> list[tuple[str, str, Any]]:
     return planned
 
 
-def run(profile: Profile, shape: ServiceMap) -> list[SourceCheck]:
-    """One row per store: the map's things there, or one line per thing missing."""
+def run(profile: Profile, shape: ServiceMap, answered: set[str]) -> list[SourceCheck]:
+    """One row per store that ``answered``: the map's things there, or one line per thing missing."""
     rows = []
     for name, target, probe in checks(profile, shape):
+        if name.removeprefix("map: ") not in answered:
+            continue
         started = time.monotonic()
         try:
             missing, found = probe()
