@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from concertops.model.errors import ConfigError
-from concertops.redact import redact_url
+from concertops.redact import redact_text, redact_url
 
 FILE_NAME = "concertops.yaml"
 DEFAULT_PROFILE = "local"
@@ -32,6 +32,10 @@ LOCAL_DEFAULTS: dict[str, Any] = {
     "protected": False,
     # The service's shape (concertops.contract.service_map): a built-in name or a map file's path.
     "service_map": "reference",
+    # Where concertops keeps its audit and lock holders (concertops.engine.state_store); None: the default.
+    "state_url": None,
+    # A command template that carries out a deploy-only change (concertops.engine.handoff); None: print it.
+    "handoff_hook": None,
 }
 
 ENV_OVERRIDES: dict[str, str] = {
@@ -43,6 +47,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "CONCERTOPS_BACKEND_URLS": "backend_urls",
     "CONCERTOPS_PROTECTED": "protected",
     "CONCERTOPS_SERVICE_MAP": "service_map",
+    "CONCERTOPS_STATE_URL": "state_url",
+    "CONCERTOPS_HANDOFF_HOOK": "handoff_hook",
 }
 _LIST_FIELDS = {"metrics_urls", "backend_urls"}
 _KNOWN_FIELDS = set(LOCAL_DEFAULTS)
@@ -62,6 +68,8 @@ class Profile:
     backend_urls: tuple[str, ...] = ()
     protected: bool = False
     service_map: str | None = None  # None: the default map (reference)
+    state_url: str | None = None  # None: concertops.engine.state_store decides
+    handoff_hook: str | None = None  # None: a deploy-only change is printed and handed over
     source: str = "built-in"
     overridden: tuple[str, ...] = field(default=())
 
@@ -78,6 +86,8 @@ class Profile:
             "backend_urls": [redact_url(u) for u in self.backend_urls],
             "protected": self.protected,
             "service_map": self.service_map or "reference",
+            "state_url": redact_url(self.state_url) if self.state_url else "(default)",
+            "handoff_hook": redact_text(self.handoff_hook) if self.handoff_hook else "(none: printed)",
             "overridden_by_env": list(self.overridden),
         }
 

@@ -15,7 +15,12 @@ if TYPE_CHECKING:
     from concertops.engine.remediate import ApplyResult, StepRun
     from concertops.engine.report import Report
 
-_MARKS = {"ok": "[green]✓[/]", "skipped": "[yellow]-[/]", "failed": "[bold red]✗[/]"}
+_MARKS = {
+    "ok": "[green]✓[/]",
+    "skipped": "[yellow]-[/]",
+    "failed": "[bold red]✗[/]",
+    "handed over": "[cyan]→[/]",  # a deploy-only change, for a person or the hand-off hook
+}
 
 
 class TerminalUi:

@@ -34,12 +34,12 @@ def audit(
       concertops audit --run 3f2a9c1e --format json
     """
     from concertops.engine.audit import query
-    from concertops.sources.database import open_engine
+    from concertops.engine.state_store import open_state
 
     wanted_runbook = _runbook(runbook) if runbook else None
     profile = OPTIONS.load_profile()
     rows = query(
-        open_engine(profile.database_url),
+        open_state(profile),
         wanted_runbook,
         _since(since) if since else None,
         operator,

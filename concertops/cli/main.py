@@ -21,6 +21,7 @@ from concertops.cli import (
     runbooks_cmd,
     settings_cmd,
     simulate,
+    state_cmd,
     triage,
 )
 from concertops.cli.runbook_group import RunbookGroup
@@ -48,6 +49,7 @@ app.command("check")(check.check)
 app.add_typer(runbooks_cmd.app, name="runbooks")
 app.add_typer(settings_cmd.app, name="settings")
 app.command("audit")(audit_cmd.audit)
+app.add_typer(state_cmd.app, name="state")
 app.command("triage")(triage.triage)
 app.command("demo")(demo.demo)
 # …and one command per runbook page, so on-call muscle memory is `concertops b2` (see RunbookGroup).

@@ -231,7 +231,12 @@ def _change(
         raise typer.Exit(0)
     if not yes:
         _confirm(profile)
-    audit = AuditLog(engine, "settings", profile.name, dry_run=False, reason=reason)
+    from concertops.engine.state_store import locate
+    from concertops.sources.database import open_engine
+
+    store = locate(profile)
+    state = engine if store.url == profile.database_url else open_engine(store.url)
+    audit = AuditLog(state, "settings", profile.name, dry_run=False, reason=reason)
     row = audit.start("settings", what, {c.name: c.new for c in pending})
     try:
         written = settings_ops.write(engine, changes, audit.operator, reason)

@@ -87,8 +87,11 @@ class Acts(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True
 
 
 class Constant(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    value: int | float | str
-    where: str  # the file, setting or env var the value lives in, for a hand-off
+    """A behaviour the service takes only by a deploy, under the runbooks' setting name: its value now and
+    where it lives (a file, a constant, an env var), so a hand-off step can say exactly what to change."""
+
+    value: bool | int | float | str
+    where: str
 
 
 class ServiceMap(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

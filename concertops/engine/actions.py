@@ -96,6 +96,8 @@ class Context:
     batch_committed: Callable[[str, int, int, dict[str, Any]], None] = field(
         default=lambda _step, _n, _rows, _keys: None
     )
+    # The service's map (concertops.contract.service_map.ServiceMap): names, zone, deploy constants.
+    shape: Any = None
 
 
 class Action(Protocol):
@@ -369,9 +371,60 @@ def implementations() -> dict[type[Any], Callable[[Step], Action]]:
     }
 
 
-def action_for(step: Step) -> Action:
-    """The implementation of the step's action, found by its parameter model."""
+@dataclass
+class NotOnThisService:
+    """A step the service cannot take (it lacks what the step acts through): planned, never run."""
+
+    step: Step
+    why: str
+    blocked: str = ""
+
+    def prepare(self, ctx: Context) -> str:
+        self.blocked = f"not available on {ctx.shape.name}: {self.why}"
+        return self.blocked
+
+    def run(self, ctx: Context) -> Outcome:
+        return Outcome("skipped", 0, self.blocked)
+
+
+def mapped_implementations(shape: Any) -> dict[type[Any], Callable[[Step], Action]]:
+    """The same catalogue on a service described by its service map (not the reference schema): its own
+    names and keys, its Redis queue, hand-offs for what only a deploy changes."""
+    from functools import partial
+
+    from concertops.engine.activate_redis import RedisActivate
+    from concertops.engine.force_expire_mapped import MappedForceExpire
+    from concertops.engine.handoff import HandOff
+    from concertops.engine.kill_idle import KillIdle
+
+    def lacks(why: str) -> Callable[[Step], Action]:
+        return partial(NotOnThisService, why=why)
+
+    settings: Callable[[Step], Action] = SetSettings if shape.acts.runtime_settings else HandOff
+    return {
+        catalogue.SetSettings: settings,
+        catalogue.SetSetting: settings,
+        catalogue.MarkSoldOut: lacks("it has no sold-out mark (a seat is taken by its reservation)"),
+        catalogue.ActivateWaiting: RedisActivate
+        if shape.queue.store == "redis"
+        else lacks("its queue is not in Redis sorted sets"),
+        catalogue.ForceExpire: MappedForceExpire,
+        catalogue.ReplayDlq: lacks("it has no dead-letter topic"),
+        catalogue.KillIdle: KillIdle,
+        catalogue.RepublishPayments: lacks("re-publishing in its envelope is not built yet"),
+        catalogue.ListDoublePayments: lacks("a payment cannot be charged twice (reservation key is unique)"),
+    }
+
+
+def action_for(step: Step, shape: Any = None) -> Action:
+    """The implementation of the step's action, found by its parameter model, for the service's shape
+    (None: the reference schema)."""
+    from concertops.contract.service_map import has_reference_schema
+
+    table = (
+        implementations() if shape is None or has_reference_schema(shape) else mapped_implementations(shape)
+    )
     try:
-        return implementations()[type(step.config)](step)
+        return table[type(step.config)](step)
     except KeyError:
         raise UsageError(f"{step.id}: action {step.action!r} has no implementation") from None

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from concertops.contract.schema import remediation_audit
 from concertops.redact import redact_text
 
-RESULTS = ("running", "ok", "failed", "refused", "interrupted", "skipped", "lock lost")
+RESULTS = ("running", "ok", "failed", "refused", "interrupted", "skipped", "lock lost", "handed over")
 
 
 def operator_name() -> str:

@@ -40,19 +40,29 @@ class LockLost(ConcertopsError):
 
 
 class RunLock:
-    def __init__(self, engine: sa.Engine, runbook: str, holder: str, shared: tuple[str, ...] = ()) -> None:
-        self.engine, self.holder = engine, holder
+    def __init__(
+        self,
+        engine: sa.Engine,
+        runbook: str,
+        holder: str,
+        shared: tuple[str, ...] = (),
+        state: sa.Engine | None = None,
+    ) -> None:
+        """``engine`` is the service's database (its server gives ``GET_LOCK``); ``state`` concertops's own
+        store, where the holder rows live (default: ``engine``)."""
+        self.server, self.holder = engine, holder
+        self.engine = state if state is not None else engine
         self.names = [lock_name(runbook), *(lock_name(s) for s in shared)]
         self.name = self.names[0]
         self.host, self.pid = socket.gethostname(), os.getpid()
         self._conn: sa.Connection | None = None
         self.connection_id: int | None = None  # the MySQL connection holding the lock
-        self._mysql = engine.dialect.name in ("mysql", "mariadb")
+        self._mysql = engine.dialect.name in ("mysql", "mariadb")  # the server's lock, else the row
         self._taken: list[str] = []
 
     def __enter__(self) -> RunLock:
         if self._mysql:
-            self._conn = self.engine.connect()
+            self._conn = self.server.connect()
             self.connection_id = int(self._conn.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one())
             for name in self.names:
                 got = self._conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar()
@@ -60,12 +70,12 @@ class RunLock:
                     self._release()
                     raise self._refusal(name)
                 self._taken.append(name)
-            self._conn.commit()
             with self.engine.begin() as conn:
-                clean_stale(conn)
+                clean_stale(conn, self._conn)
                 for name in self.names:
                     conn.execute(remediation_lock.delete().where(remediation_lock.c.name == name))
                     conn.execute(remediation_lock.insert().values(**self._row(name)))
+            self._conn.commit()
         else:
             self._take_rows()
         return self
@@ -194,10 +204,12 @@ class RunLock:
         )
 
 
-def clean_stale(conn: sa.Connection) -> int:
-    """MySQL/MariaDB: deletes the rows of locks nobody holds (their run died); how many."""
+def clean_stale(conn: sa.Connection, server: sa.Connection | None = None) -> int:
+    """MySQL/MariaDB: deletes the rows (in ``conn``'s store) of locks nobody holds on ``server`` (default:
+    the same connection) any more: their run died. How many."""
+    asks = server if server is not None else conn
     names = list(conn.execute(sa.select(remediation_lock.c.name)).scalars())
-    stale = [n for n in names if conn.execute(sa.text("SELECT IS_USED_LOCK(:n)"), {"n": n}).scalar() is None]
+    stale = [n for n in names if asks.execute(sa.text("SELECT IS_USED_LOCK(:n)"), {"n": n}).scalar() is None]
     if stale:
         conn.execute(remediation_lock.delete().where(remediation_lock.c.name.in_(stale)))
     return len(stale)

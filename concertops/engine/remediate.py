@@ -162,17 +162,10 @@ class Ui(Protocol):
 
 def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> ApplyResult:
     from concertops.contract import service_map
+    from concertops.engine import state_store
 
     options.tuning.validate(runbook.page)
     shape = service_map.load(profile.service_map)
-    if not service_map.has_reference_schema(shape):
-        # The steps' SQL, keys and messages are the reference backend's: on another shape they would
-        # fail half-way or, worse, act on the wrong rows. Detection works there; acting does not yet.
-        raise UsageError(
-            f"{runbook.id}: the remediation steps are written for the reference service's schema, and the "
-            f"profile's service map is {shape.name}: nothing was applied",
-            f"carry out the steps of `concertops runbooks show {runbook.id}` by hand",
-        )
     enable = options.tuning.enable
     before = run_check(profile, [runbook], options.timeout_s, enable=enable).runbooks[0]
     result = ApplyResult(runbook.id, options.dry_run, before, [])
@@ -183,16 +176,20 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
         result.message = f"nothing to do: {before.verdict}"
         return result
 
+    # concertops's own store (audit, lock holders): found before anything is prepared or changed.
+    store = state_store.locate(profile, options.timeout_s)
     # The lock holds one connection for the run, a step one or two, the audit one more.
     engine = open_engine(profile.database_url, options.timeout_s, connections=4)
+    state = engine if store.url == profile.database_url else open_engine(store.url, options.timeout_s)
     try:
-        audit = AuditLog(engine, runbook.id, profile.name, options.dry_run, reason=_reason(options, runbook))
+        audit = AuditLog(state, runbook.id, profile.name, options.dry_run, reason=_reason(options, runbook))
         result.run_id = audit.run_id
         ctx = Context(
             profile, engine, options.dry_run, audit.operator, _reason(options, runbook), ui.note, ui.progress
         )
+        ctx.shape = shape
         steps = [options.tuning.tune(s) for s in before.plan]
-        actions: list[Action] = [action_for(s) for s in steps]
+        actions: list[Action] = [action_for(s, shape) for s in steps]
         # Prepare everything before anything runs: a limit that forbids step 3 must stop step 1 too.
         try:
             result.steps = [
@@ -218,6 +215,8 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
             ) from None
     finally:
         engine.dispose()
+        if state is not engine:
+            state.dispose()
 
 
 def _locked_run(
@@ -235,7 +234,7 @@ def _locked_run(
     try:
         shared = catalogue.shared_locks(s.config for s in runbook.page.remediation)
         holder = f"{audit.operator} (run {audit.run_id[:8]})"
-        lock = RunLock(ctx.engine, runbook.id, holder, shared).__enter__()
+        lock = RunLock(ctx.engine, runbook.id, holder, shared, state=audit.engine).__enter__()
     except ConcertopsError as refused:
         audit.record("lock", "take the apply lock", {}, "refused", 0, str(refused))
         raise

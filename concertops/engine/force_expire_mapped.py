@@ -1,0 +1,156 @@
+"""B-2 on a service described by its service map (string or integer keys, its own column names, its zone).
+
+A keyset walk of the primary key in batches: each batch is one short transaction that locks the next
+``batch`` holds after the last key seen that are still HELD and overdue (``FOR UPDATE``; reached through
+the status index, whose entries carry the primary key in order), expires exactly those, and commits. The
+cutoff is the database's clock read once, in the zone the service writes its datetimes in, so neither the
+operator's host nor a session time zone moves it; a hold falling due meanwhile is left to the service.
+A payment racing a batch either commits first (the hold is CONFIRMED, the batch skips it) or waits for the
+row lock and then finds it EXPIRED. Such a service frees a seat by the hold's status alone: there is no
+seat row to change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from concertops.contract.binding import now_expression
+from concertops.contract.service_map import ServiceMap
+from concertops.engine.actions import Context, Outcome, Progress
+from concertops.engine.interrupts import deferred
+from concertops.model.errors import UsageError
+from concertops.model.findings import Step
+from concertops.runbooks import actions as catalogue
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The step's SQL in the service's own names."""
+
+    now: str
+    count: str
+    first: str  # the first batch
+    after: str  # every next one: keys after the last one locked
+    expire: str
+
+    @classmethod
+    def of(cls, shape: ServiceMap) -> Statements:
+        table = shape.table("reservation")
+        status = table.column("status") if table else None
+        expires = table.column("expires_at") if table else None
+        if table is None or status is None or expires is None:
+            raise UsageError(
+                f"force-expire: the service map {shape.name} has no reservation table with status and "
+                "expires_at columns",
+                "add them to the map's tables.reservation",
+            )
+        t, k, s, e = (f"`{n}`" for n in (table.table, table.key, status, expires))
+        overdue = f"{s} = 'HELD' AND {e} < :cutoff"
+        return cls(
+            now=f"SELECT {now_expression(shape.zone, 'mysql')}",
+            count=f"SELECT COUNT(*) FROM {t} WHERE {overdue}",
+            first=f"SELECT {k} FROM {t} WHERE {overdue} ORDER BY {k} LIMIT :n FOR UPDATE",
+            after=f"SELECT {k} FROM {t} WHERE {overdue} AND {k} > :after ORDER BY {k} LIMIT :n FOR UPDATE",
+            expire=f"UPDATE {t} SET {s} = 'EXPIRED' WHERE {k} IN :keys AND {overdue}",
+        )
+
+
+@dataclass
+class MappedForceExpire:
+    step: Step
+    total: int = 0
+    longest_s: float = 0.0  # the longest batch transaction of the last run (BENCHMARKS.md reads it)
+    elapsed_s: float = 0.0
+    progress: Progress = field(default_factory=lambda: Progress("holds expired"))
+
+    def prepare(self, ctx: Context) -> str:
+        sql = Statements.of(ctx.shape)
+        config: catalogue.ForceExpire = self.step.config
+        with ctx.engine.connect() as conn:
+            cutoff = conn.execute(sa.text(sql.now)).scalar_one()
+            self.total = int(conn.execute(sa.text(sql.count), {"cutoff": cutoff}).scalar_one())
+        if not self.total:
+            return f"no overdue HELD reservation (the service's clock, {ctx.shape.zone})"
+        todo = min(self.total, config.max_rows)
+        cap = f" (capped by --max-rows {config.max_rows})" if todo < self.total else ""
+        return (
+            f"expire {todo} of {self.total} overdue holds in batches of {config.batch}{cap}; "
+            "no seat row to free on this service"
+        )
+
+    def run(self, ctx: Context) -> Outcome:
+        sql = Statements.of(ctx.shape)
+        config: catalogue.ForceExpire = self.step.config
+        with ctx.engine.connect() as conn:
+            cutoff = conn.execute(sa.text(sql.now)).scalar_one()  # fixed for the run
+            overdue = int(conn.execute(sa.text(sql.count), {"cutoff": cutoff}).scalar_one())
+        total = min(overdue, config.max_rows)
+        if not total:
+            return Outcome("ok", 0, "nothing to expire: no overdue HELD reservation")
+        if ctx.dry_run:
+            with ctx.engine.connect() as conn:
+                tx = conn.begin()
+                first = _expire_batch(conn, sql, cutoff, None, min(config.batch, total))[0]
+                tx.rollback()
+            batches = -(-total // config.batch)
+            text = f"would expire {total} holds in {batches} batches (first batch: {first}, rolled back)"
+            return Outcome("ok", total, text)
+        bar = ctx.progress("force-expire", total)
+        done, longest, started = 0, 0.0, time.monotonic()
+        after: Any = None
+        try:
+            with ctx.engine.connect() as conn:
+                while done < total:
+                    ctx.ensure_locked()
+                    t0 = time.monotonic()
+                    self.progress.in_flight = True
+                    tx = conn.begin()
+                    try:
+                        size = min(config.batch, total - done)
+                        expired, last = _expire_batch(conn, sql, cutoff, after, size)
+                    except BaseException:
+                        with contextlib.suppress(Exception):
+                            tx.rollback()
+                        raise
+                    with deferred():  # the commit and its audit row, never one without the other
+                        tx.commit()
+                        longest = max(longest, time.monotonic() - t0)
+                        self.progress.in_flight = False
+                        if expired:
+                            self.progress.committed(expired)
+                            keys = {"after_key": after, "last_key": last}
+                            ctx.batch_committed(self.step.id, self.progress.batches, expired, keys)
+                    if last is None:
+                        break  # no overdue hold after the last key: done
+                    done += expired
+                    bar.advance(expired)
+                    after = last
+                    if config.sleep:
+                        time.sleep(config.sleep)
+        finally:
+            bar.close()
+        elapsed = time.monotonic() - started
+        self.longest_s, self.elapsed_s = longest, elapsed
+        rate = done / elapsed if elapsed else 0.0
+        return Outcome(
+            "ok",
+            done,
+            f"expired {done} holds ({rate:.0f} rows/s, longest batch {longest * 1000:.0f} ms)",
+            changed=done > 0,
+        )
+
+
+def _expire_batch(conn: sa.Connection, sql: Statements, cutoff: Any, after: Any, n: int) -> tuple[int, Any]:
+    """Inside the caller's transaction: (holds expired, the last key locked, None when none was left)."""
+    statement = sql.first if after is None else sql.after
+    keys = list(conn.execute(sa.text(statement), {"cutoff": cutoff, "after": after, "n": n}).scalars())
+    if not keys:
+        return 0, None
+    expire = sa.text(sql.expire).bindparams(sa.bindparam("keys", expanding=True))
+    done = conn.execute(expire, {"keys": keys, "cutoff": cutoff}).rowcount
+    return int(done), keys[-1]
