@@ -4,6 +4,7 @@ columns, UUID string keys, no seat status, no outbox), its Redis queue keys and 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pymysql
 
@@ -77,3 +78,134 @@ def create_topics_and_groups(bootstrap: str) -> None:
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
         consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
         consumer.close()
+
+
+def seed_holds(url: str, overdue: int = 40, not_due: int = 5) -> None:
+    """``overdue`` holds 10 minutes past their expiry and ``not_due`` due in 3, on seats of production's
+    shape (UUID keys), written in UTC as the deployment's Node process does."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    schedule = str(uuid.uuid4())
+    with engine.begin() as conn:
+        for i in range(overdue + not_due):
+            seat = str(uuid.uuid4())
+            conn.execute(
+                sa.text("INSERT INTO seat (seatId, scheduleId, seatNo) VALUES (:s, :sc, :n)"),
+                {"s": seat, "sc": schedule, "n": i + 1},
+            )
+            minutes = -10 if i < overdue else 3
+            conn.execute(
+                sa.text(
+                    "INSERT INTO reservation (reservationId, userId, seatId, status, heldAt, expiresAt)"
+                    " VALUES (:r, :u, :s, 'HELD', UTC_TIMESTAMP() - INTERVAL 5 MINUTE + INTERVAL :m MINUTE,"
+                    " UTC_TIMESTAMP() + INTERVAL :m MINUTE)"
+                ),
+                {"r": str(uuid.uuid4()), "u": str(uuid.uuid4()), "s": seat, "m": minutes},
+            )
+    engine.dispose()
+
+
+def seed_tokens(client: Any, waiting: int = 260, active: int = 1, expired: tuple[int, ...] = ()) -> list[str]:
+    """Production's queue keys: ``waiting`` WAITING tokens issued a second apart up to 30 s ago (the oldest
+    first), each with its hash as the service writes it; ``active`` ACTIVE ones. The tokens at the
+    positions in ``expired`` have an ``expiresAt`` in the past (their clean-up has not run yet).
+    Returns the WAITING token values, oldest first."""
+    from datetime import UTC, datetime, timedelta
+
+    seconds, _micros = client.time()
+    now_ms = seconds * 1000
+    values = [f"tok-{i:03d}-{uuid.uuid4().hex[:8]}" for i in range(waiting)]
+    pipe = client.pipeline()
+    for i, value in enumerate(values):
+        issued = now_ms - 30_000 - (waiting - i) * 10
+        expires = datetime.fromtimestamp(issued / 1000, UTC) + timedelta(minutes=-1 if i in expired else 10)
+        pipe.zadd("queue:waiting", {value: issued})
+        pipe.hset(
+            f"queue:token:{value}",
+            mapping={
+                "tokenId": str(uuid.uuid4()),
+                "userId": str(uuid.uuid4()),
+                "tokenValue": value,
+                "queuePosition": i + 1,
+                "status": "WAITING",
+                "issuedAt": datetime.fromtimestamp(issued / 1000, UTC).isoformat(),
+                "expiresAt": expires.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            },
+        )
+        pipe.expire(f"queue:token:{value}", 600)
+    for i in range(active):
+        pipe.zadd("queue:active", {f"active-{i}": now_ms - 5_000})
+    pipe.execute()
+    return values
+
+
+def seed_payments(
+    url: str, bootstrap: str, count: int = 50, missing: int = 20
+) -> tuple[list[str], list[str]]:
+    """``count`` SUCCESS payments paid 10 minutes ago, each of a CONFIRMED reservation; the events of all
+    but ``missing`` of them are on ``payment.completed`` in production's envelope (keyed by userId).
+    Returns (the payment ids whose events are on the topic, those whose are missing)."""
+    import json
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+    from confluent_kafka import Producer
+
+    engine = sa.create_engine(url)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    present: list[str] = []
+    absent: list[str] = []
+    with engine.begin() as conn:
+        for i in range(count):
+            payment, reservation, user, seat = (str(uuid.uuid4()) for _ in range(4))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO reservation (reservationId, userId, seatId, status, heldAt, expiresAt)"
+                    " VALUES (:r, :u, :s, 'CONFIRMED', UTC_TIMESTAMP() - INTERVAL 12 MINUTE,"
+                    " UTC_TIMESTAMP() - INTERVAL 7 MINUTE)"
+                ),
+                {"r": reservation, "u": user, "s": seat},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO payment (paymentId, reservationId, userId, amount, status, paidAt)"
+                    " VALUES (:p, :r, :u, 50000, 'SUCCESS',"
+                    " UTC_TIMESTAMP() - INTERVAL 10 MINUTE + INTERVAL :i SECOND)"
+                ),
+                {"p": payment, "r": reservation, "u": user, "i": i},
+            )
+            if i % (count // missing) == 0 and len(absent) < missing:
+                absent.append(payment)
+                continue
+            present.append(payment)
+            body = {
+                "eventId": f"evt_{int(datetime.now(UTC).timestamp() * 1000)}",
+                "eventType": "payment.completed",
+                "eventTime": datetime.now(UTC).isoformat(),
+                "payload": {
+                    "paymentId": payment,
+                    "userId": user,
+                    "reservationId": reservation,
+                    "seatId": seat,
+                    "amount": 50000,
+                },
+            }
+            producer.produce("payment.completed", key=user, value=json.dumps(body))
+    producer.flush(10)
+    engine.dispose()
+    return present, absent
+
+
+def idle_connections(database: str, user: str, password: str, count: int) -> list[Any]:
+    """``count`` open, idle connections of ``user`` (created, with ALL on ``database``), as a pool keeps
+    them."""
+    admin = pymysql.connect(host=HOST, port=MARIADB_PORT, user="root", password="", autocommit=True)
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}'")
+        cur.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'%'")
+    admin.close()
+    return [
+        pymysql.connect(host=HOST, port=MARIADB_PORT, user=user, password=password, database=database)
+        for _ in range(count)
+    ]

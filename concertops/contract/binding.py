@@ -37,6 +37,8 @@ def bind(signal: Signal, shape: ServiceMap) -> Signal | str:
             return _queue(signal, shape)
         if signal.kind == "redis":
             return signal
+        if signal.kind == "unpublished":
+            return _unpublished(signal, shape)
         if signal.kind == "sql":
             return replace(
                 signal,
@@ -103,6 +105,22 @@ def _queue(signal: Signal, shape: ServiceMap) -> Signal:
     return replace(
         signal, kind="sql", query=render(mysql, shape, "mysql"), sqlite_query=render(sqlite, shape, "sqlite")
     )
+
+
+# What a reconciliation of payments against their topic reads (concertops.sources.reconcile).
+PAYMENT_COLUMNS = ("status", "paid_at", "user", "reservation", "amount")
+
+
+def _unpublished(signal: Signal, shape: ServiceMap) -> Signal:
+    if shape.acts.outbox:
+        raise Unavailable("its outbox carries every payment's event (the outbox signals judge it)")
+    payment = shape.table("payment")
+    if payment is None:
+        raise Unavailable("it has no payment table")
+    lacking = [c for c in PAYMENT_COLUMNS if payment.column(c) is None]
+    if lacking:
+        raise Unavailable(f"its payment table has no {', '.join(lacking)} column")
+    return replace(signal, topic=_kafka(signal.topic, shape, "topic"))
 
 
 def _kafka(value: str, shape: ServiceMap, what: str) -> str:

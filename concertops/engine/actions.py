@@ -396,6 +396,7 @@ def mapped_implementations(shape: Any) -> dict[type[Any], Callable[[Step], Actio
     from concertops.engine.force_expire_mapped import MappedForceExpire
     from concertops.engine.handoff import HandOff
     from concertops.engine.kill_idle import KillIdle
+    from concertops.engine.republish_mapped import EnvelopeRepublish
 
     def lacks(why: str) -> Callable[[Step], Action]:
         return partial(NotOnThisService, why=why)
@@ -411,7 +412,9 @@ def mapped_implementations(shape: Any) -> dict[type[Any], Callable[[Step], Actio
         catalogue.ForceExpire: MappedForceExpire,
         catalogue.ReplayDlq: lacks("it has no dead-letter topic"),
         catalogue.KillIdle: KillIdle,
-        catalogue.RepublishPayments: lacks("re-publishing in its envelope is not built yet"),
+        catalogue.RepublishPayments: EnvelopeRepublish
+        if shape.kafka.envelope == "step10" and not shape.acts.outbox
+        else lacks("re-publishing is built for an outbox or the step10 envelope"),
         catalogue.ListDoublePayments: lacks("a payment cannot be charged twice (reservation key is unique)"),
     }
 

@@ -11,6 +11,7 @@ the exact change and records "handed over". Either way the verification that fol
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from concertops.runbooks import actions as catalogue
 HOOK_TIMEOUT_S = 600.0  # a deploy may take minutes; a hook that hangs longer fails the step
 HANDED_OVER = "handed over"
 PLACEHOLDERS = ("setting", "value", "current", "where", "env", "runbook", "step")
+# A deploy tool's error line may echo a credential: ``password=…``, ``token: …``, ``api-key=…``.
+_CREDENTIAL = re.compile(r"(?i)\b(password|passwd|pwd|token|secret|api[_-]?key)(\s*[=:]\s*)\S+")
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class HandOff:
             ctx.note(f"hand-off hook: {shown}")
             code, last = _run(argv)
             if code != 0:
-                raise HookFailed(f"hand-off hook exited {code} for {change.setting}: {redact_text(last)}")
+                raise HookFailed(f"hand-off hook exited {code} for {change.setting}: {redact_line(last)}")
             done += 1
         verb = "would run" if ctx.dry_run else "ran"
         return Outcome(
@@ -125,6 +128,11 @@ def command(template: str, change: Change, step: Step) -> list[str]:
         "step": step.id,
     }
     return [word.format_map(values) for word in shlex.split(template)]
+
+
+def redact_line(line: str) -> str:
+    """A hook's stderr line as it may be shown and audited: URL passwords and key=value credentials masked."""
+    return _CREDENTIAL.sub(lambda m: f"{m[1]}{m[2]}***", redact_text(line))
 
 
 def _check_template(template: str) -> None:

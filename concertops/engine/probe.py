@@ -89,6 +89,8 @@ def probe(
                 tasks[key] = _bind(adapters.sql().observe, signal)
             elif signal.kind == "redis":
                 tasks[key] = _bind(adapters.redis().observe, signal)
+            elif signal.kind == "unpublished":
+                tasks[key] = _bind(adapters.reconcile(shape).observe, signal)
             else:
                 tasks[key] = _bind(adapters.kafka().observe, signal)
         observations = _gather(pool, tasks, unique, deadline, timeout_s)
@@ -156,6 +158,7 @@ class _Adapters:
         self._sql: Any = None
         self._kafka: Any = None
         self._redis: Any = None
+        self._reconcile: Any = None
 
     def sql(self) -> Any:
         if self._sql is None:
@@ -189,8 +192,22 @@ class _Adapters:
             )
         return self._kafka
 
+    def reconcile(self, shape: Any) -> Any:
+        """Payments against their topic: the database and the broker both."""
+        if self._reconcile is None:
+            from concertops.sources.reconcile import ReconcileSource
+
+            url, servers = self.profile.database_url, self.profile.kafka_bootstrap_servers
+            if not url:
+                self._reconcile = _Missing("kafka", "no database_url configured")
+            elif not servers:
+                self._reconcile = _Missing("kafka", "no kafka_bootstrap_servers configured")
+            else:
+                self._reconcile = ReconcileSource(url, servers, shape, self.timeout_s)
+        return self._reconcile
+
     def close(self) -> None:
-        for source in (self._sql, self._redis):
+        for source in (self._sql, self._redis, self._reconcile):
             if source is not None and hasattr(source, "close"):
                 source.close()
 

@@ -13,13 +13,17 @@ from typing import Any, Literal
 
 from concertops.model.errors import ConfigError
 
-Kind = Literal["gauge", "rate", "ratio", "quantile", "sql", "kafka_lag", "topic_depth", "queue", "redis"]
+Kind = Literal[
+    "gauge", "rate", "ratio", "quantile", "sql", "kafka_lag", "topic_depth", "queue", "redis", "unpublished"
+]
 METRIC_KINDS = ("gauge", "rate", "ratio", "quantile")
 # ``queue``: the waiting queue as the service's map says it is stored (SQL rows or Redis sorted sets);
 # bound to an ``sql`` or a ``redis`` signal before it is measured (concertops.contract.binding).
 QUEUE_MEASURES = ("waiting", "active", "oldest_waiting_s")
 REDIS_MEASURES = ("zcard", "oldest_score_age_s")
-KINDS: tuple[str, ...] = (*METRIC_KINDS, "sql", "kafka_lag", "topic_depth", "queue", "redis")
+# ``unpublished``: SUCCESS payments of a window whose ``payment.completed`` is not on the topic (a service
+# without an outbox; concertops.sources.reconcile).
+KINDS: tuple[str, ...] = (*METRIC_KINDS, "sql", "kafka_lag", "topic_depth", "queue", "redis", "unpublished")
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 WINDOW_PATTERN = re.compile(r"^\d+[smh]$")
 
@@ -118,6 +122,9 @@ class Signal:
     # concertops's own group (e.g. the DLQ replay's): before its first run it does not exist, and then
     # everything in the topic is behind. Any other missing group is a finding (UNKNOWN), never a lag of 0.
     group_is_ours: bool = False
+    # unpublished: the window looked at, and its newest part left out (publishes still retrying)
+    window_s: int = 0
+    settle_s: int = 0
 
     @property
     def source_kind(self) -> str:
@@ -155,6 +162,11 @@ class Signal:
             return f"{self.measure} of {self.key}"
         if self.kind == "kafka_lag":
             return f"consumer group {self.group} lag on {self.topic}"
+        if self.kind == "unpublished":
+            return (
+                f"SUCCESS payments of the last {self.window_s} s (but the newest {self.settle_s} s) "
+                f"with no message on {self.topic}"
+            )
         return f"messages in {self.topic}"
 
 
@@ -207,6 +219,10 @@ def parse_signal(raw: Any, where: str) -> Signal:
             )
         if kind == "redis":
             common["key"] = _text(raw, "key", where)
+    elif kind == "unpublished":
+        common["topic"] = _text(raw, "topic", where)
+        common["window_s"] = _seconds(raw, "window", where)
+        common["settle_s"] = _seconds(raw, "settle", where)
     elif kind == "kafka_lag":
         common["group"], common["topic"] = _text(raw, "group", where), _text(raw, "topic", where)
         common["group_is_ours"] = bool(raw.get("group_is_ours", False))
@@ -233,6 +249,13 @@ def _series(raw: Any, kind: str | None, where: str) -> Series:
     if not WINDOW_PATTERN.match(window):
         raise RunbookPageError(f"{where}: window {window!r} must look like 30s, 1m or 5m")
     return Series(kind, _text(raw, "metric", where), selector, window, agg)  # type: ignore[arg-type]
+
+
+def _seconds(raw: dict[str, Any], key: str, where: str) -> int:
+    value = _text(raw, key, where)
+    if not WINDOW_PATTERN.match(value):
+        raise RunbookPageError(f"{where}: {key} {value!r} must look like 30s, 1m or 1h")
+    return int(value[:-1]) * {"s": 1, "m": 60, "h": 3600}[value[-1]]
 
 
 def _text(raw: dict[str, Any], key: str, where: str) -> str:
