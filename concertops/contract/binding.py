@@ -39,6 +39,8 @@ def bind(signal: Signal, shape: ServiceMap) -> Signal | str:
             return signal
         if signal.kind == "unpublished":
             return _unpublished(signal, shape)
+        if signal.kind == "http":
+            return _http(signal, shape)
         if signal.kind == "sql":
             return replace(
                 signal,
@@ -105,6 +107,15 @@ def _queue(signal: Signal, shape: ServiceMap) -> Signal:
     return replace(
         signal, kind="sql", query=render(mysql, shape, "mysql"), sqlite_query=render(sqlite, shape, "sqlite")
     )
+
+
+def _http(signal: Signal, shape: ServiceMap) -> Signal:
+    match = re.fullmatch(r"\{([a-z_]+)\}", signal.probe)
+    logical = match.group(1) if match else signal.probe
+    probe = shape.probe(logical)
+    if probe is None:
+        raise Unavailable(f"its service map names no {logical} HTTP probe (probes.{logical})")
+    return replace(signal, path=probe.path, samples=probe.samples, probe_timeout_s=probe.timeout_s)
 
 
 # What a reconciliation of payments against their topic reads (concertops.sources.reconcile).

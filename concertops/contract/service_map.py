@@ -94,6 +94,15 @@ class Constant(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     where: str
 
 
+class Probe(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A GET the service answers from outside, for black-box signals where it exports no metrics: its
+    latency and status, over ``samples`` requests to each of the profile's ``backend_urls``."""
+
+    path: Annotated[str, msgspec.Meta(pattern=r"^/", max_length=500)]
+    samples: Annotated[int, msgspec.Meta(ge=1, le=50)] = 5
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=30)] = 3.0
+
+
 class ServiceMap(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     zone: str
@@ -104,6 +113,7 @@ class ServiceMap(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     description: str = ""
     acts: Acts = msgspec.field(default_factory=Acts)
     deploy_constants: dict[str, Constant] = {}
+    probes: dict[str, Probe] = {}
     source: str = ""  # where it was loaded from (set by the loader)
 
     def __post_init__(self) -> None:
@@ -120,6 +130,9 @@ class ServiceMap(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
 
     def topic(self, logical: str) -> str | None:
         return self.kafka.topics.get(logical)
+
+    def probe(self, logical: str) -> Probe | None:
+        return self.probes.get(logical)
 
 
 def maps_dir() -> Path:
@@ -179,6 +192,7 @@ def _entries_first(raw: dict[str, Any]) -> None:
         ("tables", raw.get("tables"), Table),
         ("kafka.groups", kafka.get("groups"), Group),
         ("deploy_constants", raw.get("deploy_constants"), Constant),
+        ("probes", raw.get("probes"), Probe),
     ):
         if not isinstance(entries, dict):
             continue  # absent or not a mapping: the whole map's validation says so

@@ -89,6 +89,8 @@ def probe(
                 tasks[key] = _bind(adapters.sql().observe, signal)
             elif signal.kind == "redis":
                 tasks[key] = _bind(adapters.redis().observe, signal)
+            elif signal.kind == "http":
+                tasks[key] = _bind(adapters.http().observe, signal)
             elif signal.kind == "unpublished":
                 tasks[key] = _bind(adapters.reconcile(shape).observe, signal)
             else:
@@ -159,6 +161,7 @@ class _Adapters:
         self._kafka: Any = None
         self._redis: Any = None
         self._reconcile: Any = None
+        self._http: Any = None
 
     def sql(self) -> Any:
         if self._sql is None:
@@ -191,6 +194,13 @@ class _Adapters:
                 else _Missing("kafka", "no kafka_bootstrap_servers configured")
             )
         return self._kafka
+
+    def http(self) -> Any:
+        if self._http is None:
+            from concertops.sources.http_probe import HttpProbeSource
+
+            self._http = HttpProbeSource(self.profile.backend_urls, self.timeout_s * 0.8)
+        return self._http
 
     def reconcile(self, shape: Any) -> Any:
         """Payments against their topic: the database and the broker both."""

@@ -14,7 +14,17 @@ from typing import Any, Literal
 from concertops.model.errors import ConfigError
 
 Kind = Literal[
-    "gauge", "rate", "ratio", "quantile", "sql", "kafka_lag", "topic_depth", "queue", "redis", "unpublished"
+    "gauge",
+    "rate",
+    "ratio",
+    "quantile",
+    "sql",
+    "kafka_lag",
+    "topic_depth",
+    "queue",
+    "redis",
+    "unpublished",
+    "http",
 ]
 METRIC_KINDS = ("gauge", "rate", "ratio", "quantile")
 # ``queue``: the waiting queue as the service's map says it is stored (SQL rows or Redis sorted sets);
@@ -23,7 +33,18 @@ QUEUE_MEASURES = ("waiting", "active", "oldest_waiting_s")
 REDIS_MEASURES = ("zcard", "oldest_score_age_s")
 # ``unpublished``: SUCCESS payments of a window whose ``payment.completed`` is not on the topic (a service
 # without an outbox; concertops.sources.reconcile).
-KINDS: tuple[str, ...] = (*METRIC_KINDS, "sql", "kafka_lag", "topic_depth", "queue", "redis", "unpublished")
+# ``http``: a black-box probe the service map names (``probe: "{availability}"``), GETs to each backend URL.
+HTTP_MEASURES = ("p95_s", "error_share")
+KINDS: tuple[str, ...] = (
+    *METRIC_KINDS,
+    "sql",
+    "kafka_lag",
+    "topic_depth",
+    "queue",
+    "redis",
+    "unpublished",
+    "http",
+)
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 WINDOW_PATTERN = re.compile(r"^\d+[smh]$")
 
@@ -125,12 +146,17 @@ class Signal:
     # unpublished: the window looked at, and its newest part left out (publishes still retrying)
     window_s: int = 0
     settle_s: int = 0
+    # http: the map's probe (logical name, bound to its path), its samples and per-request timeout
+    probe: str = ""
+    path: str = ""
+    samples: int = 0
+    probe_timeout_s: float = 0.0
 
     @property
     def source_kind(self) -> str:
         if self.kind in METRIC_KINDS:
             return "metrics"
-        return {"sql": "sql", "queue": "queue", "redis": "redis"}.get(self.kind, "kafka")
+        return {"sql": "sql", "queue": "queue", "redis": "redis", "http": "http"}.get(self.kind, "kafka")
 
     def with_window(self, window: str) -> Signal:
         """This signal over another window (gauges and non-metric signals are returned as they are)."""
@@ -162,6 +188,8 @@ class Signal:
             return f"{self.measure} of {self.key}"
         if self.kind == "kafka_lag":
             return f"consumer group {self.group} lag on {self.topic}"
+        if self.kind == "http":
+            return f"{self.measure} of {self.samples or '?'} GET {self.path or self.probe} per backend URL"
         if self.kind == "unpublished":
             return (
                 f"SUCCESS payments of the last {self.window_s} s (but the newest {self.settle_s} s) "
@@ -219,6 +247,13 @@ def parse_signal(raw: Any, where: str) -> Signal:
             )
         if kind == "redis":
             common["key"] = _text(raw, "key", where)
+    elif kind == "http":
+        common["probe"] = _text(raw, "probe", where)
+        common["measure"] = _text(raw, "measure", where)
+        if common["measure"] not in HTTP_MEASURES:
+            raise RunbookPageError(
+                f"{where}: measure {common['measure']!r} is not one of {', '.join(HTTP_MEASURES)}"
+            )
     elif kind == "unpublished":
         common["topic"] = _text(raw, "topic", where)
         common["window_s"] = _seconds(raw, "window", where)

@@ -4,6 +4,7 @@ broker laid out as production has them, and on the twin, which lacks what the st
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,11 +111,48 @@ def test_a_map_that_does_not_parse_is_one_line_and_exit_3(cli: CliRunner, tmp_pa
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
-def test_check_on_production_shape_judges_b2_and_is_never_ok_while_blind(
+class _SlowService:
+    """Production's HTTP API as a probe sees it from outside: a GET that answers after ``delay`` seconds
+    (its pool dry, the request waits for a connection), with ``status``."""
+
+    def __init__(self, delay: float, status: int = 200) -> None:
+        import http.server
+        import threading
+
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.paths.append(self.path)
+                time.sleep(owner.delay)
+                self.send_response(owner.status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"dates": []}')
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.delay, self.status, self.paths = delay, status, []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_check_on_production_shape_judges_every_runbook_and_is_never_ok_while_blind(
     cli: CliRunner, production: dict[str, str]
 ) -> None:
     seed_holds(production["CONCERTOPS_DATABASE_URL"])
-    done = cli("check", "--format", "json", env=production)
+    service = _SlowService(delay=1.2)
+    try:
+        done = cli("check", "--format", "json", env={**production, "CONCERTOPS_BACKEND_URLS": service.url})
+    finally:
+        service.close()
+    assert service.paths and service.paths[0].startswith("/api/concerts/dates?concertId=")
     assert done.returncode == 2, done.stderr
     document = json.loads(done.stdout)
     runbooks = {r["id"]: r for r in document["runbooks"]}
@@ -135,3 +173,10 @@ def test_check_on_production_shape_judges_b2_and_is_never_ok_while_blind(
             if f["decisive"] and f["status"] not in ("UNKNOWN", "NOT_APPLICABLE")
         ]
         assert runbook["status"] != "OK" or measured, runbook  # OK only when a decisive signal said so
+        assert measured, runbook  # every runbook is judged on production by a decisive signal
+    slow = next(f for f in runbooks["A-1"]["findings"] if f["signal"] == "probe_p95")
+    assert slow["status"] == "CRITICAL" and 1.2 <= slow["value"] < 3, slow
+    errors = next(f for f in runbooks["A-2"]["findings"] if f["signal"] == "probe_server_errors")
+    assert errors["status"] == "OK" and errors["value"] == 0, errors
+    published = next(f for f in runbooks["B-1"]["findings"] if f["signal"] == "unpublished_payments")
+    assert published["status"] == "OK" and published["value"] == 0  # no payment yet: measured, none missing
