@@ -1,8 +1,9 @@
 """B-2 on a service described by its service map (string or integer keys, its own column names, its zone).
 
-A keyset walk of the primary key in batches: each batch is one short transaction that locks the next
-``batch`` holds after the last key seen that are still HELD and overdue (``FOR UPDATE``; reached through
-the status index, whose entries carry the primary key in order), expires exactly those, and commits. The
+A keyset walk of the primary key in batches. Each batch reads the next ``batch`` HELD keys after the last
+one it reached from the status index alone (its entries carry the primary key, in order: no row is read
+or locked), then one UPDATE expires the holds in that key range that are still HELD and overdue, checked
+under each row's lock, and commits. The
 cutoff is the database's clock read once, in the zone the service writes its datetimes in, so neither the
 operator's host nor a session time zone moves it; a hold falling due meanwhile is left to the service.
 A payment racing a batch either commits first (the hold is CONFIRMED, the batch skips it) or waits for the
@@ -34,9 +35,9 @@ class Statements:
 
     now: str
     count: str
-    first: str  # the first batch
-    after: str  # every next one: keys after the last one locked
-    expire: str
+    first: str  # the first batch's HELD keys
+    after: str  # every next one: HELD keys after the last one reached
+    expire: str  # the overdue holds of a key range
 
     @classmethod
     def of(cls, shape: ServiceMap) -> Statements:
@@ -54,9 +55,9 @@ class Statements:
         return cls(
             now=f"SELECT {now_expression(shape.zone, 'mysql')}",
             count=f"SELECT COUNT(*) FROM {t} WHERE {overdue}",
-            first=f"SELECT {k} FROM {t} WHERE {overdue} ORDER BY {k} LIMIT :n FOR UPDATE",
-            after=f"SELECT {k} FROM {t} WHERE {overdue} AND {k} > :after ORDER BY {k} LIMIT :n FOR UPDATE",
-            expire=f"UPDATE {t} SET {s} = 'EXPIRED' WHERE {k} IN :keys AND {overdue}",
+            first=f"SELECT {k} FROM {t} WHERE {s} = 'HELD' ORDER BY {k} LIMIT :n",
+            after=f"SELECT {k} FROM {t} WHERE {s} = 'HELD' AND {k} > :after ORDER BY {k} LIMIT :n",
+            expire=(f"UPDATE {t} SET {s} = 'EXPIRED' WHERE {overdue} AND {k} >= :low AND {k} <= :high"),
         )
 
 
@@ -146,11 +147,11 @@ class MappedForceExpire:
 
 
 def _expire_batch(conn: sa.Connection, sql: Statements, cutoff: Any, after: Any, n: int) -> tuple[int, Any]:
-    """Inside the caller's transaction: (holds expired, the last key locked, None when none was left)."""
+    """Inside the caller's transaction: (holds expired, the last key reached, None when no HELD key was
+    left after ``after``)."""
     statement = sql.first if after is None else sql.after
-    keys = list(conn.execute(sa.text(statement), {"cutoff": cutoff, "after": after, "n": n}).scalars())
+    keys = list(conn.execute(sa.text(statement), {"after": after, "n": n}).scalars())
     if not keys:
         return 0, None
-    expire = sa.text(sql.expire).bindparams(sa.bindparam("keys", expanding=True))
-    done = conn.execute(expire, {"keys": keys, "cutoff": cutoff}).rowcount
+    done = conn.execute(sa.text(sql.expire), {"low": keys[0], "high": keys[-1], "cutoff": cutoff}).rowcount
     return int(done), keys[-1]

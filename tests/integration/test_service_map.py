@@ -72,6 +72,11 @@ def test_the_step10_map_on_the_twin_names_each_missing_column(cli: CliRunner, bo
     ):
         assert line in row["detail"], row["detail"]
     assert "service map" in row["fix"] and "step10.yml" in row["fix"]
+    # A map that names columns the live service lacks applies nothing: one line naming the map and the gap.
+    applied = cli("b2", "--apply", "--yes", env=environment)
+    assert applied.returncode == 3, applied.stdout
+    assert "step10.yml: column reservation.reservationId missing" in applied.stderr
+    assert "nothing was applied" in applied.stderr and len(applied.stderr.strip().splitlines()) == 1
 
 
 def test_a_redis_key_of_the_wrong_type_and_a_missing_group_are_named(
