@@ -127,7 +127,7 @@ class SetSettings:
         self.changes = settings_ops.parse_assignments([f"{k}={v}" for k, v in self._assignments().items()])
         ctx.planned.update(self.changes)
         for name, value in self.changes.items():
-            _within_limits(self.step, name, value)
+            check_limits(self.step, name, value)
             if name == "db_pool_size" and isinstance(value, int):
                 _pool_headroom(ctx, self.step, value)
         pending = settings_ops.preview(ctx.engine, self.changes)
@@ -154,7 +154,7 @@ class SetSettings:
         )
 
 
-def _within_limits(step: Step, name: str, value: specs.Value) -> None:
+def check_limits(step: Step, name: str, value: specs.Value) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         return
     low, high = getattr(step.config, "min", None), getattr(step.config, "max", None)

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from concertops.engine.actions import Context, Outcome
+from concertops.engine.actions import Context, Outcome, check_limits
 from concertops.model.errors import UsageError
 from concertops.model.findings import Step
 from concertops.redact import redact_text
@@ -67,6 +67,7 @@ class HandOff:
         constants = ctx.shape.deploy_constants
         self.changes = []
         for name, value in wanted.items():
+            check_limits(self.step, name, value)  # a hand-off is held to the step's limits as a write is
             constant = constants.get(name)
             if constant is None:
                 where = f"not in the service map's deploy_constants of {ctx.shape.name}: find where it lives"
