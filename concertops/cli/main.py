@@ -18,6 +18,7 @@ from concertops.cli import (
     demo,
     devstack,
     doctor,
+    exporter_cmd,
     runbooks_cmd,
     settings_cmd,
     simulate,
@@ -50,6 +51,7 @@ app.add_typer(runbooks_cmd.app, name="runbooks")
 app.add_typer(settings_cmd.app, name="settings")
 app.command("audit")(audit_cmd.audit)
 app.add_typer(state_cmd.app, name="state")
+app.command("exporter", help=exporter_cmd.HELP)(exporter_cmd.exporter)
 app.command("triage")(triage.triage)
 app.command("demo")(demo.demo)
 # …and one command per runbook page, so on-call muscle memory is `concertops b2` (see RunbookGroup).

@@ -19,14 +19,21 @@ def state_dir() -> Path:
     return Path(base) / "concertops" / "devstack"
 
 
-def targets_dir(root: Path | None = None) -> Path:
-    """File-based service discovery: one JSON file per backend instance, read by Prometheus."""
-    return (root or state_dir()) / "targets"
+# The folders Prometheus discovers targets in: backend instances, and concertops exporters (another job:
+# an exporter is not a backend to scrape directly).
+BACKENDS, EXPORTERS = "targets", "exporter-targets"
 
 
-def register_target(root: Path, name: str, address: str, labels: dict[str, str] | None = None) -> Path:
-    """Announce a backend instance (``host:port``) to Prometheus; written atomically."""
-    folder = targets_dir(root)
+def targets_dir(root: Path | None = None, kind: str = BACKENDS) -> Path:
+    """File-based service discovery: one JSON file per target, read by Prometheus."""
+    return (root or state_dir()) / kind
+
+
+def register_target(
+    root: Path, name: str, address: str, labels: dict[str, str] | None = None, kind: str = BACKENDS
+) -> Path:
+    """Announce a target (``host:port``) to Prometheus; written atomically."""
+    folder = targets_dir(root, kind)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
@@ -35,8 +42,8 @@ def register_target(root: Path, name: str, address: str, labels: dict[str, str] 
     return path
 
 
-def unregister_target(root: Path, name: str) -> None:
-    (targets_dir(root) / f"{name}.json").unlink(missing_ok=True)
+def unregister_target(root: Path, name: str, kind: str = BACKENDS) -> None:
+    (targets_dir(root, kind) / f"{name}.json").unlink(missing_ok=True)
 
 
 def registered_targets(root: Path) -> list[str]:

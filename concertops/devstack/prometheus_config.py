@@ -9,9 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from concertops.contract.discovery import targets_dir
+from concertops.contract.discovery import EXPORTERS, targets_dir
 
 BOOKING_JOB = "booking"
+EXPORTER_JOB = "concertops-exporter"
 
 
 def alerts_dir() -> Path | None:
@@ -24,6 +25,8 @@ def alerts_dir() -> Path | None:
 def write_config(root: Path, host: str, port: int, mysqld_port: int, redis_port: int) -> Path:
     targets = targets_dir(root)
     targets.mkdir(parents=True, exist_ok=True)
+    exporters = targets_dir(root, EXPORTERS)
+    exporters.mkdir(parents=True, exist_ok=True)
     rules = alerts_dir()
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
@@ -35,6 +38,13 @@ def write_config(root: Path, host: str, port: int, mysqld_port: int, redis_port:
             {
                 "job_name": BOOKING_JOB,
                 "file_sd_configs": [{"files": [str(targets / "*.json")], "refresh_interval": "1s"}],
+            },
+            {
+                # `concertops exporter --register-devstack`: the stores' measurements, every 5 s.
+                "job_name": EXPORTER_JOB,
+                "scrape_interval": "5s",
+                "scrape_timeout": "2s",
+                "file_sd_configs": [{"files": [str(exporters / "*.json")], "refresh_interval": "1s"}],
             },
         ],
     }
