@@ -10,29 +10,33 @@ from concertops.model.errors import UsageError
 
 HELP = """Serve every runbook signal the service map can measure from the stores, for Prometheus.
 
-For a service that exports no metrics: its database, Redis, broker and HTTP API are measured in a
-background loop (every --interval seconds, each source with its own deadline) and served on /metrics as
-concertops_signal_value / concertops_signal_status {runbook, signal}, concertops_runbook_status,
-concertops_source_up and concertops_source_duration_seconds {source}, and under the manual's own names
-(queue_waiting_tokens, kafka_consumer_lag). A scrape never runs a query. alerts/concertops-exporter.yml
-pages on these series with the runbook pages' thresholds. SIGTERM stops it within 2 s.
+For a service that exports no metrics. Its database, Redis, broker and HTTP API are measured in a loop,
+every --interval seconds, each source within its own deadline. A scrape never runs a query.
+
+Series: concertops_signal_value and concertops_signal_status {runbook, signal};
+concertops_runbook_status {runbook}; concertops_source_up and concertops_source_duration_seconds {source};
+the manual's queue_waiting_tokens and kafka_consumer_lag {group, topic}.
+
+alerts/concertops-exporter.yml pages on them with the runbook pages' thresholds.
+A stale or failed source serves concertops_source_up 0 and UNKNOWN, never a value.
+SIGTERM stops it within 2 s.
 
 Examples:
 
   concertops --profile production exporter --listen 0.0.0.0:9464
 
-Under systemd (/etc/systemd/system/concertops-exporter.service):
+Under systemd, /etc/systemd/system/concertops-exporter.service:
 
   [Service]
-  ExecStart=/opt/concertops/bin/concertops --profile production exporter --listen 0.0.0.0:9464
   Environment=CONCERTOPS_CONFIG=/etc/concertops/concertops.yaml
+  ExecStart=/opt/concertops/bin/concertops --profile production exporter --listen 0.0.0.0:9464
   Restart=always
   DynamicUser=yes
 
 In a container:
 
-  docker run -p 9464:9464 -e CONCERTOPS_DATABASE_URL -e CONCERTOPS_SERVICE_MAP=step10 python:3.11-slim
-  sh -c "pip install concertops && concertops exporter --listen 0.0.0.0:9464"
+  docker run -p 9464:9464 -e CONCERTOPS_DATABASE_URL -e CONCERTOPS_SERVICE_MAP=step10 python:3.11-slim \\
+    sh -c "pip install concertops && concertops exporter --listen 0.0.0.0:9464"
 """
 
 
