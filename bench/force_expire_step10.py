@@ -71,7 +71,8 @@ def seed_template(engine: sa.Engine, rows: int) -> None:
             "INSERT INTO reservation_seed (reservationId, userId, seatId, status, heldAt, expiresAt)"
             f" SELECT {uuid_of('a')}, {uuid_of('b')}, {uuid_of('c')}, '{status}',"
             f" {expires} - INTERVAL 5 MINUTE, {expires}"
-            f" FROM (SELECT MD5(CONCAT(seq, RAND())) a, MD5(CONCAT(RAND(), seq)) b, MD5(RAND() * seq) c"
+            f" FROM (SELECT MD5(CONCAT('{status}', seq, RAND())) a, MD5(CONCAT(RAND(), seq)) b,"
+            " MD5(RAND() * seq) c"
             f" FROM seq_1_to_{count}) t"
         )
 

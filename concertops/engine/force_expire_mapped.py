@@ -1,9 +1,9 @@
 """B-2 on a service described by its service map (string or integer keys, its own column names, its zone).
 
-A keyset walk of the primary key in batches. Each batch reads the next ``batch`` HELD keys after the last
-one it reached from the status index alone (its entries carry the primary key, in order: no row is read
-or locked), then one UPDATE expires the holds in that key range that are still HELD and overdue, checked
-under each row's lock, and commits. The
+A keyset walk of the primary key in batches. Each batch finds the last of the next ``batch`` HELD keys
+after the one it reached, from the status index alone (its entries carry the primary key, in order: no
+row is read or locked, and only that one key is sent back), then one UPDATE expires the holds of that key
+range that are still HELD and overdue, checked under each row's lock, and commits. The
 cutoff is the database's clock read once, in the zone the service writes its datetimes in, so neither the
 operator's host nor a session time zone moves it; a hold falling due meanwhile is left to the service.
 A payment racing a batch either commits first (the hold is CONFIRMED, the batch skips it) or waits for the
@@ -35,9 +35,10 @@ class Statements:
 
     now: str
     count: str
-    first: str  # the first batch's HELD keys
-    after: str  # every next one: HELD keys after the last one reached
-    expire: str  # the overdue holds of a key range
+    bound: str  # the last of the next ``n`` HELD keys (only that row crosses the wire)
+    last: str  # the last HELD key at all, when fewer than ``n`` are left
+    expire: str  # the overdue holds of the key range (``after``, ``high``]
+    expire_first: str  # the same from the lowest key
 
     @classmethod
     def of(cls, shape: ServiceMap) -> Statements:
@@ -52,12 +53,14 @@ class Statements:
             )
         t, k, s, e = (f"`{n}`" for n in (table.table, table.key, status, expires))
         overdue = f"{s} = 'HELD' AND {e} < :cutoff"
+        held_after = f"{s} = 'HELD' AND (:after IS NULL OR {k} > :after)"
         return cls(
             now=f"SELECT {now_expression(shape.zone, 'mysql')}",
             count=f"SELECT COUNT(*) FROM {t} WHERE {overdue}",
-            first=f"SELECT {k} FROM {t} WHERE {s} = 'HELD' ORDER BY {k} LIMIT :n",
-            after=f"SELECT {k} FROM {t} WHERE {s} = 'HELD' AND {k} > :after ORDER BY {k} LIMIT :n",
-            expire=(f"UPDATE {t} SET {s} = 'EXPIRED' WHERE {overdue} AND {k} >= :low AND {k} <= :high"),
+            bound=f"SELECT {k} FROM {t} WHERE {held_after} ORDER BY {k} LIMIT 1 OFFSET :skip",
+            last=f"SELECT MAX({k}) FROM {t} WHERE {held_after}",
+            expire=f"UPDATE {t} SET {s} = 'EXPIRED' WHERE {overdue} AND {k} > :after AND {k} <= :high",
+            expire_first=f"UPDATE {t} SET {s} = 'EXPIRED' WHERE {overdue} AND {k} <= :high",
         )
 
 
@@ -149,9 +152,12 @@ class MappedForceExpire:
 def _expire_batch(conn: sa.Connection, sql: Statements, cutoff: Any, after: Any, n: int) -> tuple[int, Any]:
     """Inside the caller's transaction: (holds expired, the last key reached, None when no HELD key was
     left after ``after``)."""
-    statement = sql.first if after is None else sql.after
-    keys = list(conn.execute(sa.text(statement), {"after": after, "n": n}).scalars())
-    if not keys:
+    keys = {"after": after, "skip": n - 1}
+    high = conn.execute(sa.text(sql.bound), keys).scalar()
+    if high is None:
+        high = conn.execute(sa.text(sql.last), keys).scalar()
+    if high is None:
         return 0, None
-    done = conn.execute(sa.text(sql.expire), {"low": keys[0], "high": keys[-1], "cutoff": cutoff}).rowcount
-    return int(done), keys[-1]
+    statement = sql.expire_first if after is None else sql.expire
+    done = conn.execute(sa.text(statement), {"after": after, "high": high, "cutoff": cutoff}).rowcount
+    return int(done), high
