@@ -76,6 +76,15 @@ def _privileges(url: str) -> SourceCheck:
     finally:
         engine.dispose()
     user = engine.url.username or "?"
+    if held is None:
+        return SourceCheck(
+            "privileges",
+            user,
+            False,
+            "the user's privileges could not be read (information_schema.USER_PRIVILEGES)",
+            "check the database user's access; the signals that need PROCESS read UNKNOWN meanwhile",
+            round(time.monotonic() - started, 3),
+        )
     parts, missing = [], set()
     for runbook_id, wanted in sorted(needed_privileges().items()):
         for privilege in sorted(wanted):

@@ -59,7 +59,7 @@ class KillIdle:
         if not user:
             raise UsageError(f"{self.step.id}: no application database user", "pass --app-user")
         own = ctx.engine.url.username or ""
-        if user != own and "PROCESS" not in user_privileges(ctx.engine):
+        if user != own and "PROCESS" not in (user_privileges(ctx.engine) or frozenset()):
             # Without it the processlist shows only our own sessions: "nothing idle" would be a guess.
             raise UsageError(
                 f"{self.step.id}: needs the PROCESS privilege to see {user}'s connections ({own} lacks it)",

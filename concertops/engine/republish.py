@@ -61,19 +61,11 @@ class Window:
     origin: str
 
 
-def check_window(config: catalogue.RepublishPayments) -> None:
-    """``--since``/``--until`` in order; raised before anything is planned."""
-    since, until = config.since, config.until
-    if isinstance(since, datetime) and isinstance(until, datetime) and since >= until:
-        raise UsageError(
-            f"--since {since:%Y-%m-%d %H:%M:%S} is not before --until {until:%Y-%m-%d %H:%M:%S}", "swap them"
-        )
-
-
 def window(ctx: Context, step: Step) -> Window:
     """The payments to look at, on the database's clock (an operator's host that is off shifts nothing)."""
+    # --since before --until is the model's own check (RepublishPayments.__post_init__), made before the
+    # probe by Tuning.validate.
     config: catalogue.RepublishPayments = step.config
-    check_window(config)
     with ctx.engine.connect() as conn:
         db_now = database_now(conn)
     since, until = config.since, config.until

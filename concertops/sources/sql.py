@@ -22,6 +22,7 @@ class SqlSource:
             url, timeout_s, connections, read_timeout_s=timeout_s, pool_wait_s=timeout_s
         )
         self._privileges: frozenset[str] | None = None
+        self._privileges_read = False
 
     def observe(self, signal: Signal) -> Observation:
         import sqlalchemy as sa
@@ -33,7 +34,17 @@ class SqlSource:
                     signal.name, SOURCE, query, not_applicable=f"{signal.mysql_only} on SQLite"
                 )
             query, detail = signal.sqlite_query or query, signal.sqlite_detail or detail
-        lacking = [p for p in signal.privileges if p not in self.privileges()]
+        held = self.privileges() if signal.privileges else frozenset()
+        if held is None and self.engine.dialect.name != "sqlite":
+            # Not knowing is not having: the server would answer with a smaller number, not an error.
+            return Observation(
+                signal.name,
+                SOURCE,
+                query,
+                error=f"needs {' and '.join(signal.privileges)} privilege, and the user's privileges could "
+                "not be read (information_schema.USER_PRIVILEGES)",
+            )
+        lacking = [p for p in signal.privileges if held is not None and p not in held]
         if lacking and self.engine.dialect.name != "sqlite":
             user = self.engine.url.username or "the profile's user"
             return Observation(
@@ -64,18 +75,20 @@ class SqlSource:
             value = 0.0  # SUM over no row
         return Observation(signal.name, SOURCE, query, value=value, rows=rows, columns=columns)
 
-    def privileges(self) -> frozenset[str]:
-        """The global privileges of the connection's user, read once per probe (``ALL`` counts as each)."""
-        if self._privileges is None:
-            self._privileges = user_privileges(self.engine)
+    def privileges(self) -> frozenset[str] | None:
+        """The global privileges of the connection's user, read once per probe (``ALL`` counts as each);
+        None when they could not be read."""
+        if not self._privileges_read:
+            self._privileges, self._privileges_read = user_privileges(self.engine), True
         return self._privileges
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-def user_privileges(engine: Any) -> frozenset[str]:
-    """Global privileges of ``engine``'s user on MySQL/MariaDB; ``ALL`` when the server does not say."""
+def user_privileges(engine: Any) -> frozenset[str] | None:
+    """Global privileges of ``engine``'s user on MySQL/MariaDB (SQLite: every one); None when they could
+    not be read, which callers must treat as not held."""
     import sqlalchemy as sa
 
     if engine.dialect.name == "sqlite":
@@ -88,8 +101,8 @@ def user_privileges(engine: Any) -> frozenset[str]:
                     sa.text("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES")
                 ).scalars()
             }
-    except Exception:  # the query itself failed: the signals' own queries will say why
-        return _AllPrivileges()
+    except Exception:  # the query itself failed: unknown, never "everything"
+        return None
     return _AllPrivileges(found) if "ALL PRIVILEGES" in found else frozenset(found)
 
 

@@ -203,6 +203,21 @@ def test_b1_publishes_each_missing_event_once_in_the_envelope(cli: CliRunner, pr
     rerun = cli("b4", "--apply", "--yes", env=env)  # B-4 shares the re-publish: nothing left for it
     assert rerun.returncode == 0 and "nothing to do" in rerun.stdout, rerun.stdout
 
+    # B-4's own incident: five more payments whose events the disconnected producer skipped.
+    _present, skipped = seed_payments(prod["url"], BOOTSTRAP, count=5, missing=5)
+    done = cli("b4", "--apply", "--yes", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "published 5 event(s) to payment.completed; read back: each once" in done.stdout
+    read = read_topic(
+        BOOTSTRAP,
+        "payment.completed",
+        None,
+        max_messages=100_000,
+        max_seconds=60,
+        identify=payment_of("step10"),
+    )
+    assert all(read.ids.get(payment) == 1 for payment in skipped + prod["absent"])
+
 
 def test_handoff_hook_runs_with_the_values_and_a_failing_hook_stops_the_run(
     cli: CliRunner, prod: dict[str, Any], tmp_path: Path

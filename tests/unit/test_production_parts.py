@@ -112,3 +112,16 @@ def test_probe_samples_p95_and_failure_share() -> None:
 def test_new_signal_kinds_name_the_bad_field(raw: dict[str, Any], field: str) -> None:
     with pytest.raises(RunbookPageError, match=field):
         parse_signal({"name": "s", "critical": 0, **raw}, "A-1.md signals[0]")
+
+
+def test_privileges_that_could_not_be_read_make_the_signal_unknown_not_measured() -> None:
+    from concertops.runbooks.pages import load
+    from concertops.sources.sql import SqlSource
+
+    signal = next(s for s in load("B-3").signals if s.name == "idle_connections")
+    source = SqlSource("mysql+pymysql://app@127.0.0.1:1/nowhere", 1.0)  # never connected: read as unknown
+    source._privileges, source._privileges_read = None, True
+    observed = source.observe(signal)
+    assert observed.value is None and observed.error is not None
+    assert "privileges could not be read" in observed.error
+    source.close()
