@@ -103,7 +103,9 @@ def measure(url: str, cycles: int) -> dict[str, object]:
             loop._close(loop._persistent)
     per_cycle = len(statements) / cycles
     longest = max(statements)
+    reconciliation = max(t for t, text in statements if "AS paid_at" in text)
     return {
+        "reconciliation_longest_ms": round(reconciliation * 1000, 1),
         "statements_per_cycle": per_cycle,
         "statements_per_minute_at_15s": per_cycle * 4,
         "longest_ms": round(longest[0] * 1000, 1),

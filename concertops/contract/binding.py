@@ -42,6 +42,7 @@ def bind(signal: Signal, shape: ServiceMap) -> Signal | str:
         if signal.kind == "http":
             return _http(signal, shape)
         if signal.kind == "sql":
+            _possible(signal, shape)
             return replace(
                 signal,
                 query=render(signal.query, shape, "mysql"),
@@ -53,6 +54,15 @@ def bind(signal: Signal, shape: ServiceMap) -> Signal | str:
         return replace(signal, group=group, topic=_kafka(signal.topic, shape, "topic"))
     except Unavailable as why:
         return f"not available on {shape.name}: {why}"
+
+
+def _possible(signal: Signal, shape: ServiceMap) -> None:
+    if not signal.impossible_if_unique:
+        return
+    logical, _, column = signal.impossible_if_unique.partition(".")
+    table = shape.table(logical)
+    if table is not None and column in table.unique:
+        raise Unavailable(f"its {logical}.{column} is unique, so this cannot happen there")
 
 
 def render(text: str, shape: ServiceMap, dialect: str) -> str:

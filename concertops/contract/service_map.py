@@ -34,9 +34,15 @@ class Table(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
     key: Identifier
     key_type: Literal["int", "uuid"]
     columns: dict[str, Identifier] = {}  # logical name -> the service's column
+    unique: list[Identifier] = []  # logical columns with a unique key of their own (doctor checks them)
 
     def column(self, logical: str) -> str | None:
         return self.columns.get(logical)
+
+    def __post_init__(self) -> None:
+        for logical in self.unique:
+            if logical not in self.columns:
+                raise ValueError(f"unique {logical!r} is not one of columns: {sorted(self.columns)}")
 
 
 class RedisKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -134,6 +134,9 @@ class Signal:
     # Server privileges the query needs to see everything (PROCESS for the whole processlist): without
     # one, the server answers with a smaller number, not an error, so the signal reads UNKNOWN instead.
     privileges: tuple[str, ...] = ()
+    # ``table.column``: on a service where that column is unique, what the signal counts cannot happen
+    # (B-1's double payments where payment.reservation is unique): not available there, and not queried.
+    impossible_if_unique: str = ""
     # queue (measure: one of QUEUE_MEASURES), redis (key, measure: one of REDIS_MEASURES)
     measure: str = ""
     key: str = ""
@@ -238,6 +241,7 @@ def parse_signal(raw: Any, where: str) -> Signal:
         if not isinstance(privileges, list) or not all(isinstance(p, str) for p in privileges):
             raise RunbookPageError(f"{where}: privileges must be a list of names, e.g. [PROCESS]")
         common["privileges"] = tuple(p.upper() for p in privileges)
+        common["impossible_if_unique"] = str(raw.get("impossible_if_unique", ""))
     elif kind in ("queue", "redis"):
         allowed = QUEUE_MEASURES if kind == "queue" else REDIS_MEASURES
         common["measure"] = _text(raw, "measure", where)

@@ -37,6 +37,17 @@ def database_gaps(url: str, shape: ServiceMap) -> tuple[list[str], list[str]]:
                 )
             ):
                 columns.setdefault(str(table), {})[str(column)] = str(kind).lower()
+            # Columns with a unique index of their own (one column, NON_UNIQUE = 0).
+            unique = {
+                (str(table), str(column))
+                for table, column in conn.execute(
+                    sa.text(
+                        "SELECT TABLE_NAME, MAX(COLUMN_NAME) FROM information_schema.STATISTICS"
+                        " WHERE TABLE_SCHEMA = DATABASE() AND NON_UNIQUE = 0"
+                        " GROUP BY TABLE_NAME, INDEX_NAME HAVING COUNT(*) = 1"
+                    )
+                )
+            }
     finally:
         engine.dispose()
     for logical, table in shape.tables.items():
@@ -55,6 +66,8 @@ def database_gaps(url: str, shape: ServiceMap) -> tuple[list[str], list[str]]:
         for name, column in table.columns.items():
             if column not in found:
                 missing.append(f"column {table.table}.{column} missing ({where}.columns.{name})")
+            elif name in table.unique and (table.table, column) not in unique:
+                missing.append(f"column {table.table}.{column} has no unique key of its own ({where}.unique)")
     return missing, [f"{len(shape.tables)} table(s)"]
 
 

@@ -96,3 +96,10 @@ def test_the_queue_is_measured_where_each_service_keeps_it() -> None:
     assert (production.key, production.measure) == ("queue:waiting", "oldest_score_age_s")
     waiting = bind(_signal("A-3", "queue_waiting"), STEP10)
     assert isinstance(waiting, Signal) and (waiting.key, waiting.measure) == ("queue:waiting", "zcard")
+
+
+def test_a_count_the_schema_makes_impossible_is_not_available_not_queried() -> None:
+    assert bind(_signal("B-1", "double_payments"), STEP10) == (
+        "not available on step10: its payment.reservation is unique, so this cannot happen there"
+    )
+    assert isinstance(bind(_signal("B-1", "double_payments"), REFERENCE), Signal)
