@@ -206,12 +206,16 @@ class ForceExpire:
                         time.sleep(limits.sleep_s)
         finally:
             bar.close()
-        elapsed = time.monotonic() - started
-        self.longest_s, self.elapsed_s = longest, elapsed
-        rate = done / elapsed if elapsed else 0.0
-        return Outcome(
-            "ok",
-            done,
-            f"expired {done} holds, seats freed ({rate:.0f} rows/s, longest batch {longest * 1000:.0f} ms)",
-            changed=done > 0,
-        )
+        self.longest_s, self.elapsed_s = longest, time.monotonic() - started
+        return expired_outcome(done, self.elapsed_s, longest, "holds, seats freed")
+
+
+def expired_outcome(done: int, elapsed_s: float, longest_s: float, what: str) -> Outcome:
+    """A force-expire run's result line: rows, rate and the longest batch (BENCHMARKS.md reads them)."""
+    rate = done / elapsed_s if elapsed_s else 0.0
+    return Outcome(
+        "ok",
+        done,
+        f"expired {done} {what} ({rate:.0f} rows/s, longest batch {longest_s * 1000:.0f} ms)",
+        changed=done > 0,
+    )

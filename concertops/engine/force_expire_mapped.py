@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from concertops.contract.binding import now_expression
 from concertops.contract.service_map import ServiceMap
 from concertops.engine.actions import Context, Outcome, Progress
+from concertops.engine.force_expire import expired_outcome
 from concertops.engine.interrupts import deferred
 from concertops.model.errors import UsageError
 from concertops.model.findings import Step
@@ -138,15 +139,8 @@ class MappedForceExpire:
                         time.sleep(config.sleep)
         finally:
             bar.close()
-        elapsed = time.monotonic() - started
-        self.longest_s, self.elapsed_s = longest, elapsed
-        rate = done / elapsed if elapsed else 0.0
-        return Outcome(
-            "ok",
-            done,
-            f"expired {done} holds ({rate:.0f} rows/s, longest batch {longest * 1000:.0f} ms)",
-            changed=done > 0,
-        )
+        self.longest_s, self.elapsed_s = longest, time.monotonic() - started
+        return expired_outcome(done, self.elapsed_s, longest, "holds")
 
 
 def _expire_batch(conn: sa.Connection, sql: Statements, cutoff: Any, after: Any, n: int) -> tuple[int, Any]:

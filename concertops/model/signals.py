@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from concertops.model.errors import ConfigError
 
@@ -35,16 +35,7 @@ REDIS_MEASURES = ("zcard", "oldest_score_age_s")
 # without an outbox; concertops.sources.reconcile).
 # ``http``: a black-box probe the service map names (``probe: "{availability}"``), GETs to each backend URL.
 HTTP_MEASURES = ("p95_s", "error_share")
-KINDS: tuple[str, ...] = (
-    *METRIC_KINDS,
-    "sql",
-    "kafka_lag",
-    "topic_depth",
-    "queue",
-    "redis",
-    "unpublished",
-    "http",
-)
+KINDS: tuple[str, ...] = get_args(Kind)
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 WINDOW_PATTERN = re.compile(r"^\d+[smh]$")
 

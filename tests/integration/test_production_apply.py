@@ -85,6 +85,19 @@ def _scalar(url: str, sql: str) -> Any:
         engine.dispose()
 
 
+def _copies_on_topic() -> dict[str, int]:
+    """paymentId → how many payment.completed messages name it, read by a reader of the test's own."""
+    from concertops.contract.envelope import payment_of
+    from concertops.sources.topic_read import read_topic
+
+    identify = payment_of("step10")
+    read = read_topic(
+        BOOTSTRAP, "payment.completed", None, max_messages=100_000, max_seconds=60, identify=identify
+    )
+    assert read.complete
+    return read.ids
+
+
 def _audit(cli: CliRunner, env: dict[str, str], runbook: str) -> list[dict[str, Any]]:
     done = cli("audit", "--runbook", runbook, "--format", "json", "--limit", "200", env=env)
     assert done.returncode == 0, done.stderr
@@ -174,9 +187,6 @@ def test_a3_activates_the_oldest_waiting_within_max_active_tokens_and_leaves_exp
 
 
 def test_b1_publishes_each_missing_event_once_in_the_envelope(cli: CliRunner, prod: dict[str, Any]) -> None:
-    from concertops.contract.envelope import payment_of
-    from concertops.sources.topic_read import read_topic
-
     env = prod["env"]
     check = cli("check", "B-1", "--format", "json", env=env)
     finding = next(
@@ -189,17 +199,9 @@ def test_b1_publishes_each_missing_event_once_in_the_envelope(cli: CliRunner, pr
     assert done.returncode == 0, done.stdout + done.stderr
     assert "published 20 event(s) to payment.completed; read back: each once" in done.stdout
 
-    read = read_topic(
-        BOOTSTRAP,
-        "payment.completed",
-        None,
-        max_messages=100_000,
-        max_seconds=60,
-        identify=payment_of("step10"),
-    )
-    assert read.complete
+    copies = _copies_on_topic()
     for payment in prod["present"] + prod["absent"]:
-        assert read.ids.get(payment) == 1, payment  # the missing ones once, the present ones not again
+        assert copies.get(payment) == 1, payment  # the missing ones once, the present ones not again
     rerun = cli("b4", "--apply", "--yes", env=env)  # B-4 shares the re-publish: nothing left for it
     assert rerun.returncode == 0 and "nothing to do" in rerun.stdout, rerun.stdout
 
@@ -208,15 +210,8 @@ def test_b1_publishes_each_missing_event_once_in_the_envelope(cli: CliRunner, pr
     done = cli("b4", "--apply", "--yes", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "published 5 event(s) to payment.completed; read back: each once" in done.stdout
-    read = read_topic(
-        BOOTSTRAP,
-        "payment.completed",
-        None,
-        max_messages=100_000,
-        max_seconds=60,
-        identify=payment_of("step10"),
-    )
-    assert all(read.ids.get(payment) == 1 for payment in skipped + prod["absent"])
+    copies = _copies_on_topic()
+    assert all(copies.get(payment) == 1 for payment in skipped + prod["absent"])
 
 
 def test_handoff_hook_runs_with_the_values_and_a_failing_hook_stops_the_run(
