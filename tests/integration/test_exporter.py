@@ -143,7 +143,10 @@ def test_the_alert_fires_triage_names_the_runbook_and_apply_resolves_it(
 
         assert cli("state", "init", env=production).returncode == 0
         applied = cli("b2", "--apply", "--yes", env=production)
-        assert applied.returncode == 0, applied.stdout + applied.stderr
+        # 0, or 1 when the twin (running in the same session) has meanwhile written to the topic of the same
+        # name that step10's expiry group is measured on: its lag, not the holds, is then the warning.
+        assert applied.returncode in (0, 1), applied.stdout + applied.stderr
+        assert "expired 40 holds" in applied.stdout
         _until("ExporterOverdueHolds resolves", lambda: not _firing("ExporterOverdueHolds"), 60)
         assert _series(exporter.url)['concertops_signal_value{runbook="B-2",signal="overdue_holds"}'] == 0
     finally:
