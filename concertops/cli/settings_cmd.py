@@ -231,11 +231,9 @@ def _change(
         raise typer.Exit(0)
     if not yes:
         _confirm(profile)
-    from concertops.engine.state_store import locate
-    from concertops.sources.database import open_engine
+    from concertops.engine.state_store import open_state
 
-    store = locate(profile)
-    state = engine if store.url == profile.database_url else open_engine(store.url)
+    state = open_state(profile, service=engine)
     audit = AuditLog(state, "settings", profile.name, dry_run=False, reason=reason)
     row = audit.start("settings", what, {c.name: c.new for c in pending})
     try:

@@ -42,7 +42,10 @@ class Served:
     runbook: str
     signal: Signal
     bound: Signal | str
-    decisive: bool
+
+    @property
+    def decisive(self) -> bool:
+        return self.signal.decisive
 
     @property
     def source(self) -> str:
@@ -68,7 +71,7 @@ def served_signals(runbooks: list[Any], shape: ServiceMap) -> list[Served]:
         for signal in runbook.page.signals:
             if signal.kind in METRIC_KINDS:
                 continue
-            found.append(Served(runbook.id, signal, bind(signal, shape), signal.decisive))
+            found.append(Served(runbook.id, signal, bind(signal, shape)))
     return found
 
 

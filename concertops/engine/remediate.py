@@ -178,11 +178,14 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
         result.message = f"nothing to do: {before.verdict}"
         return result
 
-    # concertops's own store (audit, lock holders): found before anything is prepared or changed.
-    store = state_store.locate(profile, options.timeout_s)
     # The lock holds one connection for the run, a step one or two, the audit one more.
     engine = open_engine(profile.database_url, options.timeout_s, connections=4)
-    state = engine if store.url == profile.database_url else open_engine(store.url, options.timeout_s)
+    try:
+        # concertops's own store (audit, lock holders): found before anything is prepared or changed.
+        state = state_store.open_state(profile, options.timeout_s, service=engine)
+    except BaseException:
+        engine.dispose()
+        raise
     try:
         audit = AuditLog(state, runbook.id, profile.name, options.dry_run, reason=_reason(options, runbook))
         result.run_id = audit.run_id

@@ -43,7 +43,7 @@ class EnvelopeRepublish:
     missing: int = 0
     progress: Progress = field(default_factory=lambda: Progress("events published"))
 
-    def _window(self, ctx: Context, conn: Any) -> tuple[datetime, datetime]:
+    def _window(self, conn: Any) -> tuple[datetime, datetime]:
         config: catalogue.RepublishPayments = self.step.config
         now = database_utc_now(conn)
         end = config.until if isinstance(config.until, datetime) else now - SETTLE
@@ -58,7 +58,7 @@ class EnvelopeRepublish:
             raise SourceUnreachable("re-publishing needs the broker", "set kafka_bootstrap_servers")
         with ctx.engine.connect() as conn:
             if self.start is None or self.end is None:
-                self.start, self.end = self._window(ctx, conn)
+                self.start, self.end = self._window(conn)
             found = reconcile(conn, ctx.shape, bootstrap, self.start, self.end, READ_MAX_SECONDS)
         assert found.read is not None
         if not found.complete:

@@ -38,11 +38,7 @@ class StateMissing(ConfigError):
 @dataclass(frozen=True)
 class StateStore:
     url: str
-    why: str  # how it was chosen, for `state init` and `config show`
-
-    @property
-    def shared_with_service(self) -> bool:
-        return self.why == _TWIN
+    why: str  # how it was chosen, for `state init` and `state show`
 
 
 # MySQL error codes: unknown database; access denied to it.
@@ -84,10 +80,17 @@ def locate(profile: Profile, timeout_s: float = 5.0) -> StateStore:
     raise StateMissing(f"concertops's state store does not exist yet ({where})", f"run `{INIT}`")
 
 
-def open_state(profile: Profile, timeout_s: float = 5.0, connections: int = 2) -> sa.Engine:
+def open_state(
+    profile: Profile, timeout_s: float = 5.0, connections: int = 2, service: sa.Engine | None = None
+) -> sa.Engine:
+    """An engine on the store; ``service`` itself when the store is the service's own database (the twin),
+    so a run opens no second pool there. The caller disposes of it unless it is ``service``."""
     from concertops.sources.database import open_engine
 
-    return open_engine(locate(profile, timeout_s).url, timeout_s, connections=connections)
+    url = locate(profile, timeout_s).url
+    if service is not None and url == profile.database_url:
+        return service
+    return open_engine(url, timeout_s, connections=connections)
 
 
 def init(profile: Profile, timeout_s: float = 5.0) -> tuple[StateStore, bool]:
