@@ -14,6 +14,8 @@ from cli_runner import CliRunner
 from harness import BOOTSTRAP, Backend
 from prod_shape import create_database, create_topics_and_groups, drop_database, seed_holds
 
+from concertops.model.signals import Signal
+
 REDIS_DB = 9  # production's queue keys, away from the twin's
 
 
@@ -185,3 +187,38 @@ def test_check_on_production_shape_judges_every_runbook_and_is_never_ok_while_bl
     assert errors["status"] == "OK" and errors["value"] == 0, errors
     published = next(f for f in runbooks["B-1"]["findings"] if f["signal"] == "unpublished_payments")
     assert published["status"] == "OK" and published["value"] == 0  # no payment yet: measured, none missing
+
+
+def _availability_probe() -> Signal:
+    from concertops.contract.binding import bind
+    from concertops.contract.service_map import load as load_map
+    from concertops.runbooks.pages import load
+
+    signal = next(s for s in load("A-1").signals if s.name == "probe_p95")
+    bound = bind(signal, load_map("step10"))
+    assert not isinstance(bound, str), bound
+    return bound
+
+
+@pytest.mark.parametrize(
+    ("delay", "deadline", "samples", "failed"),
+    [
+        (0.4, 1.0, 2, 0),  # the third request would outlive the deadline: cut short, not a sample
+        (1.0, 0.4, 1, 0),  # slower than the whole deadline: one sample, "at least 0.4 s", not a failure
+    ],
+)
+def test_an_http_probe_stops_at_its_deadline_with_the_samples_it_took(
+    delay: float, deadline: float, samples: int, failed: int
+) -> None:
+    from concertops.sources.http_probe import HttpProbeSource
+
+    signal = _availability_probe()
+    assert signal.samples > 3 and signal.probe_timeout_s > deadline
+    service = _SlowService(delay=delay)
+    try:
+        taken = HttpProbeSource((service.url,), deadline)._sample(signal)
+    finally:
+        service.close()
+    assert len(taken.seconds) == samples and taken.failed == failed, taken
+    assert min(delay, deadline) * 0.9 <= taken.p95_s < max(delay, deadline) + 0.3, taken
+    assert taken.error_share == 0.0
