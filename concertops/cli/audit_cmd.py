@@ -36,12 +36,14 @@ def audit(
     from concertops.engine.audit import query
     from concertops.engine.state_store import open_state
 
+    # The options are judged before the store is opened: a bad one is named even where no store exists.
     wanted_runbook = _runbook(runbook) if runbook else None
+    newer_than = _since(since) if since else None
     profile = OPTIONS.load_profile()
     rows = query(
         open_state(profile),
         wanted_runbook,
-        _since(since) if since else None,
+        newer_than,
         operator,
         run,
         limit,

@@ -166,8 +166,8 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
 
     options.tuning.validate(runbook.page)
     shape = service_map.load(profile.service_map)
-    if not service_map.has_reference_schema(shape) and profile.database_url:
-        _map_holds(shape, profile.database_url)
+    if not service_map.has_reference_schema(shape):
+        _map_holds(shape, profile, runbook)
     enable = options.tuning.enable
     before = run_check(profile, [runbook], options.timeout_s, enable=enable).runbooks[0]
     result = ApplyResult(runbook.id, options.dry_run, before, [])
@@ -224,13 +224,21 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
             state.dispose()
 
 
-def _map_holds(shape: Any, url: str) -> None:
-    """A map that names a table or column the live service lacks stops the run before anything is probed:
-    its steps' statements would fail half-way."""
+def _map_holds(shape: Any, profile: Profile, runbook: Runbook) -> None:
+    """A map that names a table or column the live service lacks, or a queue key of another type than the
+    steps write, stops the run before anything is probed: its steps would fail half-way, after the
+    hand-offs before them ran. A missing consumer group does not stop it: groups are only read (their
+    lag, in the report), and one that vanished may be the incident itself."""
     from concertops.model.errors import ConfigError
-    from concertops.sources.map_check import database_gaps
+    from concertops.sources.map_check import database_gaps, redis_gaps
 
-    missing, _found = database_gaps(url, shape)
+    missing: list[str] = []
+    if profile.database_url:
+        missing += database_gaps(profile.database_url, shape)[0]
+    writes_queue = any(isinstance(s.config, catalogue.ActivateWaiting) for s in runbook.page.remediation)
+    if writes_queue and shape.queue.store == "redis" and profile.redis_url:
+        with contextlib.suppress(Exception):  # Redis not answering: the check below says so, and refuses
+            missing += redis_gaps(profile.redis_url, shape)[0]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ConfigError(

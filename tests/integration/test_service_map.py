@@ -97,6 +97,12 @@ def test_a_redis_key_of_the_wrong_type_and_a_missing_group_are_named(
     client.set("queue:active", "oops")
     try:
         code, checks = _doctor(cli, {**production, "CONCERTOPS_SERVICE_MAP": str(mine)})
+        # A-3 writes the queue's keys: a key of another type stops it before any step (hand-offs too).
+        applied = cli("a3", "--apply", "--yes", env={**production, "CONCERTOPS_SERVICE_MAP": str(mine)})
+        assert applied.returncode == 3, applied.stdout
+        assert "key queue:active is a string" in applied.stderr, applied.stderr
+        assert "nothing was applied" in applied.stderr and len(applied.stderr.strip().splitlines()) == 1
+        assert client.zcard("queue:waiting") == 260 and client.type("queue:active") == b"string"
     finally:
         client.delete("queue:active")
         client.zadd("queue:active", {"token-active": 1_700_000_000_000})
