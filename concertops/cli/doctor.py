@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from concertops.config import Profile
     from concertops.sources.health import SourceCheck
 
 from concertops.cli import console
@@ -18,8 +19,9 @@ from concertops.cli.state import OPTIONS
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Check every source of the profile in parallel: database, Redis, Kafka, Prometheus, /metrics, backend.
 
-    Then the privileges each runbook needs, and the profile's service map held against the live service
-    (tables and columns, Redis key types, topics and consumer groups), one line per thing missing.
+    Then the privileges each runbook needs, the profile's service map held against the live service
+    (tables and columns, Redis key types, topics and consumer groups), one line per thing missing, and
+    concertops's own state store (which `concertops state init` creates before the first --apply).
     Each failure names the source and the fix. Exit 0 when all answer, 3 when any does not.
     """
     from concertops.contract import service_map
@@ -36,6 +38,8 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
         # Only against stores that answered: a dead one's row already says why.
         answered = {c.source for c in checks if c.ok}
         checks += map_check.run(profile, shape, answered)
+    if checks and (profile.state_url or database is None or database.ok):
+        checks.append(_state_store(profile))
     if as_json:
         console.out().print_json(json.dumps({"profile": profile.name, "checks": [asdict(c) for c in checks]}))
     else:
@@ -101,6 +105,27 @@ def _privileges(url: str) -> SourceCheck:
         fix,
         round(time.monotonic() - started, 3),
     )
+
+
+def _state_store(profile: Profile) -> SourceCheck:
+    """One row: where concertops's audit and lock holders go, and whether that store exists yet."""
+    import time
+
+    from concertops.engine import state_store
+    from concertops.redact import error_line, redact_url
+    from concertops.sources.health import SourceCheck
+
+    started = time.monotonic()
+    target = redact_url(state_store.candidates(profile)[0].url)
+    try:
+        store = state_store.locate(profile, timeout_s=3.0)
+    except state_store.StateMissing as missing:
+        ok, detail, fix = False, str(missing), f"{missing.hint} (before the first --apply)"
+    except Exception as exc:  # the store's server refused us: `state init` would not help
+        ok, detail, fix = False, error_line(exc), "check state_url (env CONCERTOPS_STATE_URL)"
+    else:
+        ok, target, detail, fix = True, redact_url(store.url), store.why, ""
+    return SourceCheck("state store", target, ok, detail, fix, round(time.monotonic() - started, 3))
 
 
 def _render(profile: str, checks: list[SourceCheck]) -> None:

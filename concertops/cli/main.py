@@ -139,9 +139,23 @@ def _store_error(exc: Exception) -> str:
 
     cause = getattr(exc, "orig", None) or exc
     return (
-        f"the database did not answer as expected: {type(cause).__name__}: {error_line(cause)} — check "
-        "database_url (concertops doctor); a missing table needs `concertops backend migrate`"
+        f"the database did not answer as expected: {type(cause).__name__}: {error_line(cause)} — "
+        + _store_fix()
     )
+
+
+def _store_fix() -> str:
+    """Migrating is the fix on the twin only: on a mapped service it would create the twin's tables there."""
+    from concertops.cli.state import OPTIONS
+    from concertops.contract import service_map
+
+    try:
+        reference = service_map.has_reference_schema(service_map.load(OPTIONS.load_profile().service_map))
+    except Exception:  # the profile or the map is what failed: name no fix that writes anything
+        reference = False
+    if reference:
+        return "check database_url (concertops doctor); a missing table needs `concertops backend migrate`"
+    return "check database_url and the service map (concertops doctor lists every gap)"
 
 
 def _is_usage_error(exc: Exception) -> bool:
