@@ -33,10 +33,11 @@ Under systemd, /etc/systemd/system/concertops-exporter.service:
   Restart=always
   DynamicUser=yes
 
-In a container:
+In a container, from a wheel of this checkout (pip wheel --no-deps -w dist .):
 
-  docker run -p 9464:9464 -e CONCERTOPS_DATABASE_URL -e CONCERTOPS_SERVICE_MAP=step10 python:3.11-slim \\
-    sh -c "pip install concertops && concertops exporter --listen 0.0.0.0:9464"
+  docker run -p 9464:9464 -v "$PWD/dist:/dist" -e CONCERTOPS_DATABASE_URL \\
+    -e CONCERTOPS_SERVICE_MAP=step10 python:3.11-slim \\
+    sh -c "pip install /dist/concertops-*.whl && concertops exporter --listen 0.0.0.0:9464"
 """
 
 

@@ -2,7 +2,10 @@
 
 The production service keeps its waiting queue in ``queue:waiting`` (score = issue time in ms): the WAITING
 count is ZCARD, the oldest token's age is the server's ``TIME`` minus the lowest score, so the operator's
-clock plays no part. A key of another type is an error (the map is wrong), an absent key an empty queue.
+clock plays no part. A key of another type is an error (the map is wrong), an absent key an empty queue,
+unless the Redis database holds no key at all: the service keeps its seat locks and token hashes there too,
+so an empty database is as likely a ``redis_url`` that is not the service's as an idle service, and the
+signal is UNKNOWN rather than a zero.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ class RedisSource:
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
         if kind not in ("zset", "none"):
             raise LookupError(f"key {key} is a {kind}, not a sorted set: check the service map")
+        if kind == "none" and not self.client.dbsize():
+            database = self.client.connection_pool.connection_kwargs.get("db", 0)
+            raise LookupError(
+                f"{key} is absent and Redis database {database} holds no key at all: an idle service, or "
+                "not the service's Redis (check redis_url)"
+            )
         if measure == "zcard":
             return float(self.client.zcard(key))
         oldest = self.client.zrange(key, 0, 0, withscores=True)

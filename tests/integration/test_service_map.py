@@ -237,3 +237,24 @@ def test_an_http_probe_stops_at_its_deadline_with_the_samples_it_took(
     assert len(taken.seconds) == samples and taken.failed == failed, taken
     assert min(delay, deadline) * 0.9 <= taken.p95_s < max(delay, deadline) + 0.3, taken
     assert taken.error_share == 0.0
+
+
+def test_an_empty_redis_database_is_unknown_not_an_empty_queue(
+    cli: CliRunner, production: dict[str, str]
+) -> None:
+    """No WAITING key in a database holding no key at all may as well be the wrong redis_url: not a zero."""
+    empty_db = REDIS_DB + 1
+    client = redis.Redis(host="127.0.0.1", port=6379, db=empty_db)
+    client.flushdb()
+    environment = {**production, "CONCERTOPS_REDIS_URL": f"redis://127.0.0.1:6379/{empty_db}"}
+    try:
+        blind = cli("check", "A-3", "--format", "json", env=environment)
+        client.set("lock:seat:some-seat", "owner", px=60_000)  # the service's own keys, no queue now
+        idle = cli("check", "A-3", "--format", "json", env=environment)
+    finally:
+        client.flushdb()
+    findings = {f["signal"]: f for f in json.loads(blind.stdout)["runbooks"][0]["findings"]}
+    assert blind.returncode == 3 and findings["queue_waiting"]["status"] == "UNKNOWN", findings
+    assert f"Redis database {empty_db} holds no key at all" in findings["queue_waiting"]["message"]
+    findings = {f["signal"]: f for f in json.loads(idle.stdout)["runbooks"][0]["findings"]}
+    assert findings["queue_waiting"]["status"] == "OK" and findings["queue_waiting"]["value"] == 0, findings
