@@ -124,8 +124,9 @@ def table(report: Report, show_ok_findings: bool) -> None:
         grid = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
         for column in ("status", "signal", "value", "trend", "source"):
             grid.add_column(column, overflow="fold")
+        hidden = {Status.OK, Status.NOT_APPLICABLE} if not show_ok_findings else set()
         for finding in result.findings:
-            if finding.status is Status.OK and not show_ok_findings:
+            if finding.status in hidden:
                 continue
             grid.add_row(
                 f"[{COLOURS[finding.status]}]{finding.status.label}[/]",
@@ -136,6 +137,8 @@ def table(report: Report, show_ok_findings: bool) -> None:
             )
         if grid.row_count:
             out.print(grid)
+        if hidden and (left_out := _hidden_line(result.findings)):
+            out.print(left_out, style="dim", markup=False)
         for finding in result.findings:
             if finding.rows:
                 out.print(f"    [dim]{finding.title}, first rows:[/]")
@@ -149,6 +152,18 @@ def table(report: Report, show_ok_findings: bool) -> None:
             limits = ", ".join(f"{k}={v}" for k, v in step.limits.items())
             detail = f"[bold]{step.action}[/]" + (f", {limits}" if limits else "")
             out.print(f"    [cyan]plan {n}.[/] {step.title} ({detail})")
+
+
+def _hidden_line(findings: tuple[Finding, ...]) -> str:
+    """What the short table leaves out, so an OK reads as measured and the N/A rows are not noise."""
+    ok = [f for f in findings if f.status is Status.OK]
+    absent = sum(f.status is Status.NOT_APPLICABLE for f in findings)
+    parts = []
+    if ok:
+        parts.append("OK: " + ", ".join(f"{f.signal} {_value(f)}" for f in ok))
+    if absent:
+        parts.append(f"{absent} not available on this service")
+    return f"    {'; '.join(parts)} (--all lists them)" if parts else ""
 
 
 def _value(finding: Finding) -> str:

@@ -15,4 +15,6 @@ def verdict(firing: Firing) -> str | None:
         return "the pool is drained without lock contention: see B-3 (pool size)"
     if firing("lock_errors"):
         return "seat-lock contention is rising; the pool still copes"
+    if firing("probe_p95"):  # a service without metrics, seen from outside
+        return "a GET that reads the database answers slowly: the pool is likely drained (lock waiters, B-3)"
     return None

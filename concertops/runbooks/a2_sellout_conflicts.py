@@ -8,6 +8,8 @@ from concertops.runbooks.verdicts import Firing
 def verdict(firing: Firing) -> str | None:
     if firing("server_error_share"):
         return "5xx over 1%: a real incident, not a sell-out (see A-1, B-1, B-3)"
+    if firing("probe_server_errors"):
+        return "a GET that reads the database fails (5xx or no answer): a real incident (see A-1, B-1, B-3)"
     if firing("conflict_share") or firing("conflict_rate"):
         return "business sell-out, not an incident: 409s are refusals and 5xx stays under 1%"
     return None

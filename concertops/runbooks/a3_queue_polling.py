@@ -10,4 +10,6 @@ def verdict(firing: Firing) -> str | None:
         return "tokens wait for the next polling run: event activation is off"
     if firing("activation_duration"):
         return "activation runs are slow enough to slip the next cycle"
+    if firing("queue_waiting") or firing("queue_oldest_waiting"):
+        return "tokens pile up WAITING between polling runs: activate the oldest now, then activate on events"
     return None

@@ -14,4 +14,6 @@ def verdict(firing: Firing) -> str | None:
         return "events wait in the outbox for the broker; payments are unaffected"
     if firing("unnotified_payments"):
         return "confirmed payments were never announced: re-publish their events"
+    if firing("unpublished_payments"):
+        return "successful payments have no event on the topic: re-publish exactly those"
     return None

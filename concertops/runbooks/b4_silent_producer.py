@@ -12,4 +12,6 @@ def verdict(firing: Firing) -> str | None:
         return "events were dropped while disconnected: re-publish the window"
     if firing("unnotified_payments"):
         return "payments were never announced: re-publish their events"
+    if firing("unpublished_payments"):
+        return "successful payments have no event on the topic (dropped while disconnected?): re-publish them"
     return None

@@ -62,11 +62,15 @@ def verdict(page: Page, findings: tuple[Finding, ...]) -> str:
     """One line for the engineer: what is wrong, that nothing is, or what could not be seen."""
     status = status_of(page, findings)
     if status is Status.UNKNOWN:
-        return "could not be judged: " + "; ".join(
-            f"{f.signal} {f.message}" for f in unmeasured(page, findings)
-        )
+        blind = unmeasured(page, findings)
+        # What failed to measure first; the signals this service cannot have are only counted after it,
+        # unless they are all there is.
+        failed = [f for f in blind if f.status is not Status.NOT_APPLICABLE] or blind
+        absent = len(blind) - len(failed)
+        also = f" (and {absent} not available on this service)" if absent else ""
+        return "could not be judged: " + "; ".join(f"{f.signal} {f.message}" for f in failed) + also
     firing = [f for f in findings if f.status in FIRING]
     if not firing:
         return "no sign of this incident"
     worst = max(firing, key=lambda f: f.status)
-    return f"{page.title}: {worst.title.lower()} {worst.message}"
+    return f"{worst.title[:1].lower()}{worst.title[1:]} {worst.message}"  # the title is on the line already

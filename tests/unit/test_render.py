@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 
@@ -141,3 +143,23 @@ def test_json_evidence_rows_carry_their_column_names_and_not_applicable_is_its_o
     assert overdue["columns"] == ["id", "due"] and overdue["rows"] == [[7, "2026-01-01 00:00:00"]]
     assert (overdue["warning"], overdue["critical"], overdue["decisive"]) == (0, 10, True)
     assert idle["status"] == "NOT_APPLICABLE"
+
+
+def test_the_short_table_counts_what_it_leaves_out(monkeypatch: Any) -> None:
+    """Without --all: the firing rows, then one line naming the OK values and counting the not-applicable."""
+    from rich.console import Console
+
+    from concertops.cli import console, render
+
+    def printed(show_all: bool) -> str:
+        captured = Console(width=200, record=True, file=io.StringIO())
+        monkeypatch.setattr(console, "out", lambda: captured)
+        render.table(_judged_report(), show_all)
+        return captured.export_text()
+
+    short = printed(False)
+    assert "Overdue holds" in short and "Producers connected" in short
+    assert "Idle connections" not in short
+    assert "1 not available on this service (--all lists them)" in short
+    full = printed(True)
+    assert "Idle connections" in full and "MySQL only" in full and "--all lists them" not in full

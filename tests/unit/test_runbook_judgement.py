@@ -92,3 +92,46 @@ def test_an_unmeasured_signal_does_not_hide_a_measured_one() -> None:
     judged = rb.judge(observations)
     assert judged.status is Status.CRITICAL
     assert next(f for f in judged.findings if f.signal == "expiry_lag").status is Status.UNKNOWN
+
+
+def _on_step10(rb: Runbook, **values: float) -> dict[str, Observation]:
+    """The signals a service without metrics cannot give, not applicable; the rest as ``observe``."""
+    from concertops.contract.binding import bind
+    from concertops.contract.service_map import load
+
+    shape = load("step10")
+    out = observe(rb, **values)
+    for s in rb.page.signals:
+        why = bind(s, shape)
+        if isinstance(why, str):
+            out[s.name] = Observation(s.name, "test", s.describe_query(), not_applicable=why)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("runbook_id", "firing", "words"),
+    [
+        ("A-1", {"probe_p95": 2.0}, "answers slowly"),
+        ("A-2", {"probe_server_errors": 0.5}, "a real incident"),
+        ("A-3", {"queue_waiting": 500.0}, "activate the oldest now"),
+        ("B-1", {"unpublished_payments": 20.0}, "re-publish exactly those"),
+        ("B-4", {"unpublished_payments": 20.0}, "re-publish them"),
+    ],
+)
+def test_the_verdict_on_a_service_without_metrics_names_the_cause_not_the_title(
+    runbook_id: str, firing: dict[str, float], words: str
+) -> None:
+    rb = get(runbook_id)
+    judged = rb.judge(_on_step10(rb, **firing))
+    assert judged.status in (Status.WARNING, Status.CRITICAL), judged
+    assert words in judged.verdict and rb.page.title not in judged.verdict, judged.verdict
+
+
+def test_an_unknown_verdict_names_what_failed_and_counts_what_this_service_cannot_give() -> None:
+    rb = get("A-1")
+    observed = _on_step10(rb)
+    observed["probe_p95"] = Observation("probe_p95", "http", "GET /", error="no backend_urls configured")
+    judged = rb.judge(observed)
+    assert judged.status is Status.UNKNOWN
+    assert judged.verdict.startswith("could not be judged: probe_p95 not measured: no backend_urls")
+    assert judged.verdict.endswith("(and 3 not available on this service)"), judged.verdict
