@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from concertops.cli import console
-from concertops.cli.render import COLOURS
+from concertops.cli.render import COLOURS, left_out_line
 from concertops.model.status import Status
 
 if TYPE_CHECKING:
@@ -37,10 +37,12 @@ class TerminalUi:
         self.console.print(f"[bold]{before.id}[/] {before.title} — [{colour}]{before.status.name}[/]")
         self.console.print(f"  {before.verdict}")
         for finding in before.findings:
-            if finding.status is not Status.OK:
+            if finding.status not in (Status.OK, Status.NOT_APPLICABLE):
                 colour = COLOURS[finding.status]
                 line = f"{finding.title}: {finding.message}"
                 self.console.print(f"  [{colour}]{finding.status.label:<8}[/] {line}")
+        if left_out := left_out_line(before.findings):
+            self.console.print(f"  {left_out}", style="dim", markup=False)
         mode = "[bold]dry run[/]: nothing will change" if result.dry_run else "[bold]apply[/]"
         self.console.print(f"\nPlan ({mode}):")
         for number, run in enumerate(result.steps, 1):
@@ -119,8 +121,9 @@ def summary(result: ApplyResult, ui: TerminalUi) -> None:
     after_by_signal = {f.signal: f for f in after.findings}
     for finding in before.findings:
         later = after_by_signal.get(finding.signal)
-        if finding.status is Status.OK and (later is None or later.status is Status.OK):
-            continue
+        quiet = (Status.OK, Status.NOT_APPLICABLE)
+        if finding.status in quiet and (later is None or later.status is finding.status):
+            continue  # healthy, or not on this service, before and after
         table.add_row(
             finding.title,
             f"[{COLOURS[finding.status]}]{finding.status.name}[/] {finding.message}",

@@ -137,8 +137,8 @@ def table(report: Report, show_ok_findings: bool) -> None:
             )
         if grid.row_count:
             out.print(grid)
-        if hidden and (left_out := _hidden_line(result.findings)):
-            out.print(left_out, style="dim", markup=False)
+        if hidden and (left_out := left_out_line(result.findings)):
+            out.print(f"    {left_out} (--all lists them)", style="dim", markup=False)
         for finding in result.findings:
             if finding.rows:
                 out.print(f"    [dim]{finding.title}, first rows:[/]")
@@ -154,7 +154,7 @@ def table(report: Report, show_ok_findings: bool) -> None:
             out.print(f"    [cyan]plan {n}.[/] {step.title} ({detail})")
 
 
-def _hidden_line(findings: tuple[Finding, ...]) -> str:
+def left_out_line(findings: tuple[Finding, ...]) -> str:
     """What the short table leaves out, so an OK reads as measured and the N/A rows are not noise."""
     ok = [f for f in findings if f.status is Status.OK]
     absent = sum(f.status is Status.NOT_APPLICABLE for f in findings)
@@ -163,7 +163,7 @@ def _hidden_line(findings: tuple[Finding, ...]) -> str:
         parts.append("OK: " + ", ".join(f"{f.signal} {_value(f)}" for f in ok))
     if absent:
         parts.append(f"{absent} not available on this service")
-    return f"    {'; '.join(parts)} (--all lists them)" if parts else ""
+    return "; ".join(parts)
 
 
 def _value(finding: Finding) -> str:

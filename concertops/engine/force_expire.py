@@ -163,12 +163,7 @@ class ForceExpire:
                 tx = conn.begin()
                 first, _found = expire_range(conn, low, low + limits.batch - 1, cutoff, limits.batch)
                 tx.rollback()
-            batches = -(-total // limits.batch)
-            return Outcome(
-                "ok",
-                total,
-                f"would expire {total} holds in {batches} batches (first batch: {first}, rolled back)",
-            )
+            return dry_run_outcome(total, limits.batch, first)
         bar = ctx.progress("force-expire", total)
         done, longest, started = 0, 0.0, time.monotonic()
         position: int | None = low
@@ -208,6 +203,15 @@ class ForceExpire:
             bar.close()
         self.longest_s, self.elapsed_s = longest, time.monotonic() - started
         return expired_outcome(done, self.elapsed_s, longest, "holds, seats freed")
+
+
+def dry_run_outcome(total: int, batch: int, first: int) -> Outcome:
+    """A dry run's result line: the exact count, the batches it takes, the first batch run and rolled back."""
+    batches = -(-total // batch)
+    plural = "batch" if batches == 1 else "batches"
+    return Outcome(
+        "ok", total, f"would expire {total} holds in {batches} {plural} (first batch: {first}, rolled back)"
+    )
 
 
 def expired_outcome(done: int, elapsed_s: float, longest_s: float, what: str) -> Outcome:

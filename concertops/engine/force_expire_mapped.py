@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from concertops.contract.binding import now_expression
 from concertops.contract.service_map import ServiceMap
 from concertops.engine.actions import Context, Outcome, Progress
-from concertops.engine.force_expire import expired_outcome
+from concertops.engine.force_expire import dry_run_outcome, expired_outcome
 from concertops.engine.interrupts import deferred
 from concertops.model.errors import UsageError
 from concertops.model.findings import Step
@@ -102,9 +102,7 @@ class MappedForceExpire:
                 tx = conn.begin()
                 first = _expire_batch(conn, sql, cutoff, None, min(config.batch, total))[0]
                 tx.rollback()
-            batches = -(-total // config.batch)
-            text = f"would expire {total} holds in {batches} batches (first batch: {first}, rolled back)"
-            return Outcome("ok", total, text)
+            return dry_run_outcome(total, config.batch, first)
         bar = ctx.progress("force-expire", total)
         done, longest, started = 0, 0.0, time.monotonic()
         after: Any = None

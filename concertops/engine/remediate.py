@@ -291,7 +291,12 @@ def _locked_run(
         if versions:
             _wait_applied(result, profile, max(versions), ui)
         if not result.failed:
-            result.after = _verify(profile, runbook, options, ui)
+            # Nothing changed (every step a no-op or handed over to a person): there is no effect to
+            # wait for, so one probe tells where it stands.
+            changed = any(r.outcome is not None and r.outcome.changed for r in result.steps)
+            if not changed:
+                ui.note("nothing was changed: verified once, without waiting for an effect")
+            result.after = _verify(profile, runbook, options, ui, wait=changed)
     except KeyboardInterrupt:
         audit.record("verify", "probe again", {}, "interrupted", None, "Ctrl-C before the verdict")
         ran = ", ".join(r.step.id for r in result.steps)
@@ -397,15 +402,15 @@ def _wait_applied(result: ApplyResult, profile: Profile, version: int, ui: Ui) -
         result.message = f"settings version {version} not applied within {APPLIED_TIMEOUT_S:g} s: {behind}"
 
 
-def _verify(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> RunbookResult:
-    """Probe again until healthy or the verify timeout: windows shortened, so the minutes of the incident
-    still inside a 5-minute rate do not hide a recovery."""
+def _verify(profile: Profile, runbook: Runbook, options: Options, ui: Ui, wait: bool = True) -> RunbookResult:
+    """Probe again until healthy or the verify timeout (once, without ``wait``): windows shortened, so the
+    minutes of the incident still inside a 5-minute rate do not hide a recovery."""
     started = time.monotonic()
     while True:
         report = run_check(profile, [runbook], options.timeout_s, window=options.verify_window)
         elapsed = time.monotonic() - started
         ui.verifying(report, elapsed)
-        if report.runbooks[0].status is Status.OK or elapsed >= options.verify_timeout_s:
+        if not wait or report.runbooks[0].status is Status.OK or elapsed >= options.verify_timeout_s:
             return report.runbooks[0]
         time.sleep(2)
 
