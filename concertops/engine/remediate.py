@@ -18,6 +18,7 @@ from concertops.config import Profile
 from concertops.engine.actions import Action, Context, Outcome, Progress, Tally, action_for
 from concertops.engine.audit import AuditLog
 from concertops.engine.check import run_check
+from concertops.engine.handoff import HANDED_OVER
 from concertops.engine.locking import LockLost, RunLock
 from concertops.engine.report import Report, RunbookResult
 from concertops.model.errors import ConcertopsError, UsageError
@@ -291,12 +292,16 @@ def _locked_run(
         if versions:
             _wait_applied(result, profile, max(versions), ui)
         if not result.failed:
-            # Nothing changed (every step a no-op or handed over to a person): there is no effect to
-            # wait for, so one probe tells where it stands.
-            changed = any(r.outcome is not None and r.outcome.changed for r in result.steps)
-            if not changed:
-                ui.note("nothing was changed: verified once, without waiting for an effect")
-            result.after = _verify(profile, runbook, options, ui, wait=changed)
+            # Nothing changed and what is left waits on a person (handed over): no effect can show within
+            # the wait, so one probe tells where it stands. With every step already in force, the wait
+            # stays: the recovery of an earlier fix may still be under way.
+            outcomes = [r.outcome for r in result.steps if r.outcome is not None]
+            changed = any(o.changed for o in outcomes)
+            waits_on_person = any(o.result == HANDED_OVER for o in outcomes)
+            wait = changed or not waits_on_person
+            if not wait:
+                ui.note("nothing was changed and the rest is handed over: verified once, without waiting")
+            result.after = _verify(profile, runbook, options, ui, wait=wait)
     except KeyboardInterrupt:
         audit.record("verify", "probe again", {}, "interrupted", None, "Ctrl-C before the verdict")
         ran = ", ".join(r.step.id for r in result.steps)

@@ -219,7 +219,7 @@ def _availability_probe() -> Signal:
     ("delay", "deadline", "samples", "failed"),
     [
         (0.4, 1.0, 2, 0),  # the third request would outlive the deadline: cut short, not a sample
-        (1.0, 0.4, 1, 0),  # slower than the whole deadline: one sample, "at least 0.4 s", not a failure
+        (1.0, 0.4, 1, 0),  # slower than the whole deadline: one sample, what it had of it, not a failure
     ],
 )
 def test_an_http_probe_stops_at_its_deadline_with_the_samples_it_took(
@@ -235,7 +235,9 @@ def test_an_http_probe_stops_at_its_deadline_with_the_samples_it_took(
     finally:
         service.close()
     assert len(taken.seconds) == samples and taken.failed == failed, taken
-    assert min(delay, deadline) * 0.9 <= taken.p95_s < max(delay, deadline) + 0.3, taken
+    # A full answer takes at least the delay; a request cut short counts what it had of the deadline, which
+    # also paid for the client's set-up.
+    assert min(delay, deadline) * 0.5 <= taken.p95_s <= min(delay, deadline) + 0.3, taken
     assert taken.error_share == 0.0
 
 
