@@ -1,13 +1,14 @@
 """Black-box HTTP probes: a service that exports no metrics is still seen from outside.
 
-A probe is a GET the service map names (``probes``), sent ``samples`` times, one after the other, to each
-of the profile's ``backend_urls``. ``p95_s`` is the 95th percentile of the response times (a request that
-timed out counts as its timeout); ``error_share`` the share of requests answered 5xx or not at all (a
-backend that refuses the connection counts). The samples stop at the probe's deadline: a request cut short
-by it is not a failure and, unless it is the first (which then took at least that long), not a sample: a
-slow service yields fewer samples rather than none. A probe that reached no backend at all measured
-nothing: its signals are UNKNOWN, as the cause may be our configuration rather than the service. Both
-measures of one probe come from the same requests: the samples are taken once per check.
+A probe is a GET the service map names (``probes``), sent ``samples`` times to each of the profile's
+``backend_urls``, one request at a time, taking the backends in turn. ``p95_s`` is the 95th percentile of
+the response times (a request that timed out counts as its timeout); ``error_share`` the share of requests
+answered 5xx or not at all (a backend that refuses the connection counts). The samples stop at the probe's
+deadline: a request cut short by it is not a failure and, unless it is the first (which then took at
+least that long), not a sample: a slow service yields fewer samples rather than none. A probe that reached
+no backend at all measured nothing: its signals are UNKNOWN, as the cause may be our configuration rather
+than the service. Both measures of one probe come from the same requests: the samples are taken once per
+check.
 """
 
 from __future__ import annotations
@@ -74,35 +75,35 @@ class HttpProbeSource:
         first = ""
         stop = time.monotonic() + self.deadline_s
         with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            for base in self.base_urls:
-                for _ in range(signal.samples):
-                    # A request never outlives the probe's deadline: the check's own deadline would
-                    # otherwise drop every sample taken so far.
-                    allowed = min(timeout, stop - time.monotonic())
-                    if allowed <= 0:
+            # Round-robin: a slow first backend cannot use up the deadline before the others are asked.
+            for base in [url for _ in range(signal.samples) for url in self.base_urls]:
+                # A request never outlives the probe's deadline: the check's own deadline would
+                # otherwise drop every sample taken so far.
+                allowed = min(timeout, stop - time.monotonic())
+                if allowed <= 0:
+                    break
+                started = time.monotonic()
+                try:
+                    status = client.get(base.rstrip("/") + signal.path, timeout=allowed).status_code
+                    seconds.append(time.monotonic() - started)
+                    if status >= 500:
+                        failed += 1
+                        first = first or f"{redact_url(base)} answered {status}"
+                except httpx.ConnectError as exc:
+                    unreachable += 1
+                    first = first or f"{redact_url(base)}: {error_line(exc)}"
+                except httpx.TimeoutException as exc:
+                    if allowed < timeout:  # cut short by our deadline, not the service's timeout
+                        if not seconds:
+                            seconds.append(allowed)  # slow, not failed: it took at least this long
                         break
-                    started = time.monotonic()
-                    try:
-                        status = client.get(base.rstrip("/") + signal.path, timeout=allowed).status_code
-                        seconds.append(time.monotonic() - started)
-                        if status >= 500:
-                            failed += 1
-                            first = first or f"{redact_url(base)} answered {status}"
-                    except httpx.ConnectError as exc:
-                        unreachable += 1
-                        first = first or f"{redact_url(base)}: {error_line(exc)}"
-                    except httpx.TimeoutException as exc:
-                        if allowed < timeout:  # cut short by our deadline, not the service's timeout
-                            if not seconds:
-                                seconds.append(allowed)  # slow, not failed: it took at least this long
-                            break
-                        seconds.append(timeout)
-                        failed += 1
-                        first = first or f"{redact_url(base)}: {error_line(exc) or type(exc).__name__}"
-                    except httpx.HTTPError as exc:  # the connection dropped mid-answer
-                        seconds.append(0.0)
-                        failed += 1
-                        first = first or f"{redact_url(base)}: {error_line(exc) or type(exc).__name__}"
+                    seconds.append(timeout)
+                    failed += 1
+                    first = first or f"{redact_url(base)}: {error_line(exc) or type(exc).__name__}"
+                except httpx.HTTPError as exc:  # the connection dropped mid-answer
+                    seconds.append(0.0)
+                    failed += 1
+                    first = first or f"{redact_url(base)}: {error_line(exc) or type(exc).__name__}"
         if not seconds:
             raise ConnectionError(f"no backend answered the probe ({first or 'no request sent'})")
         return Samples(tuple(seconds), failed, unreachable, first)

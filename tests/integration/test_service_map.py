@@ -260,3 +260,22 @@ def test_an_empty_redis_database_is_unknown_not_an_empty_queue(
     assert f"Redis database {empty_db} holds no key at all" in findings["queue_waiting"]["message"]
     findings = {f["signal"]: f for f in json.loads(idle.stdout)["runbooks"][0]["findings"]}
     assert findings["queue_waiting"]["status"] == "OK" and findings["queue_waiting"]["value"] == 0, findings
+
+
+def test_a_slow_backend_does_not_keep_the_probe_from_the_others() -> None:
+    """The backends are taken in turn: the second (down) is asked before the slow first uses up the time."""
+    import socket
+
+    from concertops.sources.http_probe import HttpProbeSource
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    down = f"http://127.0.0.1:{closed.getsockname()[1]}"  # bound, never listening: refused
+    service = _SlowService(delay=1.0)
+    try:
+        taken = HttpProbeSource((service.url, down), 1.5)._sample(_availability_probe())
+    finally:
+        service.close()
+        closed.close()
+    assert taken.unreachable >= 1 and len(taken.seconds) >= 1, taken
+    assert taken.error_share >= 0.5, taken
