@@ -183,7 +183,7 @@ def source_opener(profile: Profile, shape: ServiceMap, source: str, timeout_s: f
         if source == "http":
             from concertops.sources.http_probe import HttpProbeSource
 
-            return HttpProbeSource(profile.backend_urls, timeout_s)
+            return HttpProbeSource(profile.backend_urls, time.monotonic() + timeout_s)
         # kafka: lag and depth, and the payments' reconciliation (database and broker both)
         if not profile.kafka_bootstrap_servers:
             raise LookupError("no kafka_bootstrap_servers configured")

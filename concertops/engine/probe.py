@@ -25,6 +25,7 @@ from concertops.sources.threads import DaemonPool
 
 WORKERS = 16
 PING_TIMEOUT_S = 2.0
+HTTP_MARGIN_S = 0.3  # between the HTTP probe's last request and the check's deadline
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,11 @@ def probe(
         else:
             unique[key] = bound
     sources: dict[str, str] = {}
-    adapters = _Adapters(profile, timeout_s)
+    adapters = _Adapters(profile, timeout_s, deadline)
     metric_signals = [s for s in unique.values() if s.kind in METRIC_KINDS]
     tasks: dict[tuple[str, str], Callable[[], Observation]] = {}
+    # What a source measured up to the deadline, for the sources whose measurement grows over time.
+    so_far: dict[tuple[str, str], Callable[[], Observation | None]] = {}
     pool = DaemonPool(WORKERS)
     try:
         prometheus, mode = _prometheus(profile, timeout_s, sources) if metric_signals else (None, "")
@@ -91,11 +94,12 @@ def probe(
                 tasks[key] = _bind(adapters.redis().observe, signal)
             elif signal.kind == "http":
                 tasks[key] = _bind(adapters.http().observe, signal)
+                so_far[key] = _bind(adapters.http().so_far, signal)
             elif signal.kind == "unpublished":
                 tasks[key] = _bind(adapters.reconcile(shape).observe, signal)
             else:
                 tasks[key] = _bind(adapters.kafka().observe, signal)
-        observations = _gather(pool, tasks, unique, deadline, timeout_s)
+        observations = _gather(pool, tasks, so_far, unique, deadline, timeout_s)
     finally:
         pool.close()
     adapters.close()
@@ -111,6 +115,7 @@ def probe(
 def _gather(
     pool: DaemonPool,
     tasks: dict[tuple[str, str], Callable[[], Observation]],
+    so_far: dict[tuple[str, str], Callable[[], Observation | None]],
     signals: dict[tuple[str, str], Signal],
     deadline: float,
     budget_s: float,
@@ -129,8 +134,10 @@ def _gather(
                 results[key] = Observation(s.name, s.source_kind, s.describe_query(), error=error_line(exc))
     for future in pending:
         future.cancel()
-        s = signals[futures[future]]
-        results[futures[future]] = Observation(
+        key = futures[future]
+        s = signals[key]
+        partial = so_far[key]() if key in so_far else None
+        results[key] = partial or Observation(
             s.name, s.source_kind, s.describe_query(), error=f"timed out after {budget_s:g} s"
         )
     return results
@@ -155,8 +162,8 @@ def _prometheus(profile: Profile, timeout_s: float, sources: dict[str, str]) -> 
 class _Adapters:
     """SQL, Redis and Kafka adapters, created on first use (their imports are not free)."""
 
-    def __init__(self, profile: Profile, timeout_s: float) -> None:
-        self.profile, self.timeout_s = profile, timeout_s
+    def __init__(self, profile: Profile, timeout_s: float, deadline: float) -> None:
+        self.profile, self.timeout_s, self.deadline = profile, timeout_s, deadline
         self._sql: Any = None
         self._kafka: Any = None
         self._redis: Any = None
@@ -199,7 +206,9 @@ class _Adapters:
         if self._http is None:
             from concertops.sources.http_probe import HttpProbeSource
 
-            self._http = HttpProbeSource(self.profile.backend_urls, self.timeout_s * 0.8)
+            # Its requests end before the check's deadline, whenever its thread got to start them.
+            margin = min(HTTP_MARGIN_S, self.timeout_s * 0.1)
+            self._http = HttpProbeSource(self.profile.backend_urls, self.deadline - margin)
         return self._http
 
     def reconcile(self, shape: Any) -> Any:

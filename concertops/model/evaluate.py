@@ -23,11 +23,20 @@ def judge(signal: Signal, observed: Observation) -> Finding:
     if value is None:
         # A rate or quantile over a window without traffic: nothing is wrong, and nothing to show.
         return _finding(signal, observed, Status.OK, None, "no samples in the window (no traffic)")
+    shown = format_value(value, signal.unit)
+    if observed.at_least:
+        shown = f"at least {shown}"
     for status, threshold in ((Status.CRITICAL, signal.critical), (Status.WARNING, signal.warning)):
-        if threshold is not None and _beyond(value, threshold, signal.below):
+        # A lower bound can show a value above a ceiling, never one below a floor.
+        decides = not (observed.at_least and signal.below)
+        if threshold is not None and decides and _beyond(value, threshold, signal.below):
             word = "below" if signal.below else "above"
-            message = f"{format_value(value, signal.unit)} is {word} {format_value(threshold, signal.unit)}"
+            message = f"{shown} is {word} {format_value(threshold, signal.unit)}"
             return _finding(signal, observed, status, threshold, message)
+    if observed.at_least:  # short of every threshold, a lower bound says nothing of the real value
+        return _finding(
+            signal, observed, Status.UNKNOWN, None, f"not measured: cut short by the deadline at {shown}"
+        )
     limit = signal.warning if signal.warning is not None else signal.critical
     return _finding(signal, observed, Status.OK, limit, f"{format_value(value, signal.unit)}")
 

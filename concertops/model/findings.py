@@ -24,6 +24,9 @@ class Observation:
     not_applicable: str = (
         ""  # why this deployment cannot have the signal (e.g. MySQL's processlist on SQLite)
     )
+    # The value is a lower bound: the measurement was cut short before it ended (a request still waiting
+    # for its answer at the deadline). Beyond a threshold it judges; short of one it decides nothing.
+    at_least: bool = False
 
 
 @dataclass(frozen=True)

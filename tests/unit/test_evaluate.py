@@ -125,3 +125,16 @@ def test_not_applicable_is_its_own_state() -> None:
 )
 def test_values_read_well(value: float, unit: str, text: str) -> None:
     assert format_value(value, unit) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [(0.5, Status.UNKNOWN), (0.9, Status.WARNING), (2.0, Status.CRITICAL)],
+)
+def test_a_lower_bound_judges_only_beyond_a_ceiling(value: float, status: Status) -> None:
+    """A request still waiting at the deadline: slower than the threshold is certain, faster is not."""
+    found = judge(CEILING, Observation(CEILING.name, "http", "q", value=value, at_least=True))
+    assert found.status is status
+    assert "at least" in found.message
+    floor = judge(FLOOR, Observation(FLOOR.name, "http", "q", value=0.0, at_least=True))
+    assert floor.status is Status.UNKNOWN  # a lower bound never shows a value under a floor
