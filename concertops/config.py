@@ -14,19 +14,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from concertops.contract.discovery import devstack_port
 from concertops.model.errors import ConfigError
 from concertops.redact import redact_text, redact_url
 
 FILE_NAME = "concertops.yaml"
 DEFAULT_PROFILE = "local"
 
-# Ports of the local devstack (see concertops.devstack); chosen away from the services' usual ports so a
-# developer's own Prometheus or Kafka is never mistaken for ours.
+# The built-in profile's fields besides the devstack's addresses (``local_defaults``).
 LOCAL_DEFAULTS: dict[str, Any] = {
-    "database_url": "mysql+pymysql://root@127.0.0.1:3306/concertops",
-    "redis_url": "redis://127.0.0.1:6379/0",
-    "kafka_bootstrap_servers": "127.0.0.1:19092",
-    "prometheus_url": "http://127.0.0.1:19090",
     "metrics_urls": [],
     "backend_urls": [],
     "protected": False,
@@ -37,6 +33,21 @@ LOCAL_DEFAULTS: dict[str, Any] = {
     # A command template that carries out a deploy-only change (concertops.engine.handoff); None: print it.
     "handoff_hook": None,
 }
+_ADDRESS_FIELDS = ("database_url", "redis_url", "kafka_bootstrap_servers", "prometheus_url")
+
+
+def local_defaults(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The built-in ``local`` profile: the devstack's ports (chosen away from the services' usual ones, so a
+    developer's own Prometheus or Kafka is never mistaken for ours; moved by its port offset)."""
+    host = "127.0.0.1"
+    return {
+        "database_url": f"mysql+pymysql://root@{host}:{devstack_port('mariadb', env)}/concertops",
+        "redis_url": f"redis://{host}:{devstack_port('redis', env)}/0",
+        "kafka_bootstrap_servers": f"{host}:{devstack_port('kafka', env)}",
+        "prometheus_url": f"http://{host}:{devstack_port('prometheus', env)}",
+        **LOCAL_DEFAULTS,
+    }
+
 
 ENV_OVERRIDES: dict[str, str] = {
     "CONCERTOPS_DATABASE_URL": "database_url",
@@ -51,7 +62,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "CONCERTOPS_HANDOFF_HOOK": "handoff_hook",
 }
 _LIST_FIELDS = {"metrics_urls", "backend_urls"}
-_KNOWN_FIELDS = set(LOCAL_DEFAULTS)
+_KNOWN_FIELDS = set(LOCAL_DEFAULTS) | set(_ADDRESS_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -168,7 +179,7 @@ def load_profile(
                 f"unknown profile '{wanted}': no config file found",
                 f"create {FILE_NAME} with a 'profiles' section or pass --config",
             )
-        base = Profile(name=DEFAULT_PROFILE, **_from_mapping(LOCAL_DEFAULTS, "built-in profile"))
+        base = Profile(name=DEFAULT_PROFILE, **_from_mapping(local_defaults(env), "built-in profile"))
         # Locally, the instances `backend serve` announced to the devstack's Prometheus are also the
         # endpoints to scrape directly when that Prometheus is down.
         base = replace(base, metrics_urls=_devstack_metrics_urls())

@@ -5,15 +5,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-from cli_runner import CliRunner, run_cli
+# Before anything imports concertops: under pytest-xdist each worker gets a devstack of its own (see
+# tests/workers.py), and every port, state directory and server follows from these variables.
+import workers
+
+workers.configure()
+
+import pytest  # noqa: E402
+from cli_runner import CliRunner, run_cli  # noqa: E402
 
 # The real stack's fixtures (database, backend, broker), shared by tests/integration and tests/gameday.
-from stack_fixtures import backend, booking, broker, database_url, stack  # noqa: F401
+from stack_fixtures import (  # noqa: F401, E402
+    backend,
+    booking,
+    broker,
+    database_url,
+    production_broker,
+    stack,
+)
 
-# Variables a developer may have set that must not leak into tests; the state dir is kept on purpose
-# (it says where the running devstack is).
-_LEAKY = [k for k in os.environ if k.startswith("CONCERTOPS_") and k != "CONCERTOPS_STATE_DIR"]
+# Variables a developer may have set that must not leak into tests; the state dir and the port offset are
+# kept on purpose (they say where this worker's devstack is).
+_LEAKY = [k for k in os.environ if k.startswith("CONCERTOPS_") and k not in workers.KEPT]
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+import workers
 from prometheus_client.parser import text_string_to_metric_families
 
 from concertops.config import Profile
@@ -24,9 +25,9 @@ from concertops.devstack.components import HOST, KAFKA_PORT
 BOOTSTRAP = f"{HOST}:{KAFKA_PORT}"
 
 
-def free_port_block(count: int, start: int = 20_000) -> int:
-    """The first port of ``count`` consecutive free ports on loopback."""
-    port = start
+def free_port_block(count: int, start: int | None = None) -> int:
+    """The first port of ``count`` consecutive free ports on loopback, from this worker's own block on."""
+    port = workers.port_block_start() if start is None else start
     while port < 60_000:
         if all(_free(p) for p in range(port, port + count)):
             return port

@@ -10,13 +10,25 @@ from collections.abc import Iterator
 
 import pymysql
 import pytest
-from harness import BOOTSTRAP, Backend, Broker, free_port_block
+import workers
+from harness import BOOTSTRAP, Backend, Broker, free_port_block, wait_for
 
-from concertops.devstack.components import COMPONENTS, HOST, MARIADB_PORT
+from concertops.devstack.components import COMPONENTS, HOST, MARIADB_PORT, REDIS_PORT
 
 
 @pytest.fixture(scope="session")
-def stack() -> None:
+def stack() -> Iterator[None]:
+    """The devstack this worker uses: the one `make test` started, or (xdist workers after the first) one
+    of the worker's own, started here and stopped at the end (tests/workers.py)."""
+    from concertops.contract.discovery import state_dir
+    from concertops.devstack import stack as devstack
+
+    if workers.owns_stack():
+        states = devstack.up(state_dir())
+        failed = [f"{s.name}: {s.state} {s.detail}" for s in states if not s.ok]
+        if failed:
+            devstack.down(state_dir())
+            pytest.fail(f"this worker's devstack did not start: {'; '.join(failed)}", pytrace=False)
     down = [c.name for c in COMPONENTS if not c.ready()]
     if down:
         pytest.fail(
@@ -24,6 +36,9 @@ def stack() -> None:
             "(make test does this)",
             pytrace=False,
         )
+    yield
+    if workers.owns_stack():
+        devstack.down(state_dir())
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +77,7 @@ def backend(database_url: str) -> Iterator[Backend]:
     fresh.start()
     engine = make_engine(database_url, pool_size=5)
     migrate(engine)
-    redis_url = f"redis://{HOST}:6379/13"
+    redis_url = f"redis://{HOST}:{REDIS_PORT}/13"
     redis.Redis.from_url(redis_url).flushdb()
     profile = Profile(
         name="tests",
@@ -106,3 +121,28 @@ def broker(stack: None) -> Iterator[Broker]:
     handle = Broker(state_dir())
     yield handle
     handle.start()
+
+
+@pytest.fixture(scope="session")
+def production_broker(stack: None) -> Iterator[str]:
+    """A Tansu broker for the production shape's topics (bootstrap ``host:port``), away from the twin's: both
+    name their topics ``payment.completed`` and ``reservation.expiration``, and on one broker the twin's
+    traffic would be lag of production's groups."""
+    import subprocess
+
+    from concertops.devstack import probes
+    from concertops.devstack.components import tansu_binary
+
+    port = free_port_block(1, workers.port_block_start() + 700)
+    url = f"tcp://{HOST}:{port}"
+    broker = subprocess.Popen(
+        [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: probes.kafka_ready(HOST, port), timeout=30, what="the production shape's broker")
+        yield f"{HOST}:{port}"
+    finally:
+        broker.terminate()
+        broker.wait(10)

@@ -41,8 +41,9 @@ TIMEOUT_OPTION = typer.Option(
     "--timeout",
     min=1,
     max=120,
-    help="Seconds the whole command may take: connects, pool waits, reads, Kafka and HTTP (the default fits "
-    "a 10 s NRPE budget).",
+    envvar="CONCERTOPS_TIMEOUT",
+    help="Seconds the whole command may take, start-up included: connects, pool waits, reads, Kafka and HTTP "
+    "(the default fits a 10 s NRPE budget; a slow or busy host may want more).",
 )
 ALL_OPTION = typer.Option(False, "--all", "-a", help="Table: list OK signals too, not only the firing ones.")
 

@@ -7,7 +7,42 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+
+from concertops.model.errors import ConfigError
+
+# The devstack's ports, away from the services' usual ones (except MariaDB's and Redis's, which it reuses
+# when they already answer). ``CONCERTOPS_DEVSTACK_PORT_OFFSET`` moves every one of them, so two devstacks
+# run side by side on one machine (two checkouts, or parallel test workers), each with its own servers.
+BASE_PORTS = {
+    "mariadb": 3306,
+    "redis": 6379,
+    "kafka": 19092,
+    "mysqld-exporter": 19104,
+    "redis-exporter": 19121,
+    "prometheus": 19090,
+}
+OFFSET_VARIABLE = "CONCERTOPS_DEVSTACK_PORT_OFFSET"
+MAX_OFFSET = 30_000
+
+
+def port_offset(env: Mapping[str, str] | None = None) -> int:
+    """``$CONCERTOPS_DEVSTACK_PORT_OFFSET``, 0 when unset; a value that is not a port offset is an error."""
+    raw = (os.environ if env is None else env).get(OFFSET_VARIABLE, "").strip() or "0"
+    try:
+        offset = int(raw)
+    except ValueError:
+        offset = -1
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ConfigError(
+            f"{OFFSET_VARIABLE}={raw!r} is not a port offset", f"use a whole number from 0 to {MAX_OFFSET}"
+        )
+    return offset
+
+
+def devstack_port(component: str, env: Mapping[str, str] | None = None) -> int:
+    return BASE_PORTS[component] + port_offset(env)
 
 
 def state_dir() -> Path:

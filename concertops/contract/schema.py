@@ -166,6 +166,8 @@ remediation_audit = sa.Table(
     sa.Column("detail", sa.String(1000), nullable=False, default=""),
     sa.Column("reason", sa.String(500), nullable=False, default="", server_default=""),
     sa.Index("ix_remediation_audit_runbook_started", "runbook", "started_at"),
+    # Its free text holds more than Latin-1 ("→", names, reasons) whatever the server's default charset.
+    mysql_charset="utf8mb4",
 )
 
 # Who holds a runbook's apply lock (on MySQL the lock itself is GET_LOCK; this row names the holder).
@@ -177,4 +179,5 @@ remediation_lock = sa.Table(
     sa.Column("host", sa.String(200), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("acquired_at", sa.DateTime, nullable=False),
+    mysql_charset="utf8mb4",
 )

@@ -9,17 +9,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from concertops.contract.discovery import devstack_port
 from concertops.devstack import probes
 from concertops.devstack.prometheus_config import write_config
 from concertops.model.errors import DevstackError
 
 HOST = "127.0.0.1"
-MARIADB_PORT = 3306
-REDIS_PORT = 6379
-KAFKA_PORT = 19092
-MYSQLD_EXPORTER_PORT = 19104
-REDIS_EXPORTER_PORT = 19121
-PROMETHEUS_PORT = 19090
+# Read once per process: the port offset is the environment's when the process started.
+MARIADB_PORT = devstack_port("mariadb")
+REDIS_PORT = devstack_port("redis")
+KAFKA_PORT = devstack_port("kafka")
+MYSQLD_EXPORTER_PORT = devstack_port("mysqld-exporter")
+REDIS_EXPORTER_PORT = devstack_port("redis-exporter")
+PROMETHEUS_PORT = devstack_port("prometheus")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ def _mariadb_cmd(root: Path) -> list[str]:
         f"--bind-address={HOST}",
         "--user=root",
         "--max-connections=200",
+        # As Debian's packaged server is configured: text beyond Latin-1 (the audit's "→") stores as written.
+        "--character-set-server=utf8mb4",
+        "--collation-server=utf8mb4_general_ci",
     ]
 
 

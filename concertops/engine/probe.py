@@ -72,7 +72,8 @@ def probe(
     tasks: dict[tuple[str, str], Callable[[], Observation]] = {}
     # What a source measured up to the deadline, for the sources whose measurement grows over time.
     so_far: dict[tuple[str, str], Callable[[], Observation | None]] = {}
-    pool = DaemonPool(WORKERS)
+    # A thread per measurement: a source that hangs must not keep another's signals waiting in a queue.
+    pool = DaemonPool(max(WORKERS, len(unique) + 1))
     try:
         prometheus, mode = _prometheus(profile, timeout_s, sources) if metric_signals else (None, "")
         scrape = None

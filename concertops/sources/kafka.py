@@ -6,6 +6,7 @@ offsets with OffsetFetch for any group (no group is joined), log offsets with Li
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from concertops.model.findings import Observation
@@ -13,6 +14,7 @@ from concertops.model.signals import Signal
 from concertops.redact import error_line
 
 SOURCE = "kafka"
+LIST_SLICE_S = 0.25
 
 
 class KafkaSource:
@@ -23,6 +25,7 @@ class KafkaSource:
         self._topics: dict[str, Any] | None = None
         self._failure: Exception | None = None  # a broker that did not answer is asked once per probe
         self._group_ids: set[str] | None = None
+        self._errors: list[Any] = []  # the client's own error events (error_cb)
 
     def observe(self, signal: Signal) -> Observation:
         query = signal.describe_query()
@@ -41,22 +44,40 @@ class KafkaSource:
         from confluent_kafka.admin import AdminClient
 
         if self._admin is None:
-            self._admin = AdminClient(
-                {
-                    "bootstrap.servers": self.bootstrap,
-                    "socket.timeout.ms": int(self.timeout_s * 1000),
-                    "log_level": 0,  # a down broker is reported once, as each signal's error
-                }
-            )
+            config: dict[str, Any] = {
+                "bootstrap.servers": self.bootstrap,
+                "socket.timeout.ms": int(self.timeout_s * 1000),
+                "log_level": 0,  # a down broker is reported once, as each signal's error
+                "error_cb": self._errors.append,
+            }
+            self._admin = AdminClient(config)
         if self._failure is not None:
             raise self._failure
         if self._topics is None:
             try:
-                self._topics = dict(self._admin.list_topics(timeout=self.timeout_s).topics)
+                self._topics = self._list_topics()
             except Exception as exc:
                 self._failure = exc
                 raise
         return self._admin
+
+    def _list_topics(self) -> dict[str, Any]:
+        """The cluster's topics, asked in short slices: every broker refusing the connection is known after
+        the first slice, and is not waited on until the deadline."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return dict(self._admin.list_topics(timeout=max(0.01, min(LIST_SLICE_S, left))).topics)
+            except KafkaException:
+                if left <= LIST_SLICE_S:
+                    raise
+            self._admin.poll(0)  # serves error_cb
+            if any(e.code() == KafkaError._ALL_BROKERS_DOWN for e in self._errors):
+                refused = next((e.str() for e in self._errors if e.code() == KafkaError._TRANSPORT), "")
+                raise ConnectionError(f"every broker of {self.bootstrap} is down ({refused or 'refused'})")
 
     def _partitions(self, topic: str) -> list[Any]:
         from confluent_kafka import TopicPartition

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from concertops.model.findings import Observation
@@ -23,6 +24,11 @@ class SqlSource:
         )
         self._privileges: frozenset[str] | None = None
         self._privileges_read = False
+        # The first connect decides for every signal: a database that refused it is not asked again, and
+        # no signal waits out the pool's timeout for connections that will never come.
+        self._first_connect = threading.Lock()
+        self._connect_tried = False
+        self._refused: str | None = None
 
     def observe(self, signal: Signal) -> Observation:
         import sqlalchemy as sa
@@ -34,6 +40,9 @@ class SqlSource:
                     signal.name, SOURCE, query, not_applicable=f"{signal.mysql_only} on SQLite"
                 )
             query, detail = signal.sqlite_query or query, signal.sqlite_detail or detail
+        refused = self._refusal()
+        if refused is not None:
+            return Observation(signal.name, SOURCE, query, error=refused)
         held = self.privileges() if signal.privileges else frozenset()
         if held is None and self.engine.dialect.name != "sqlite":
             # Not knowing is not having: the server would answer with a smaller number, not an error.
@@ -74,6 +83,17 @@ class SqlSource:
         if value is None:
             value = 0.0  # SUM over no row
         return Observation(signal.name, SOURCE, query, value=value, rows=rows, columns=columns)
+
+    def _refusal(self) -> str | None:
+        """Why the database cannot be reached (asked once, by the first signal), or None."""
+        with self._first_connect:
+            if not self._connect_tried:
+                self._connect_tried = True
+                try:
+                    self.engine.connect().close()
+                except Exception as exc:  # OperationalError: refused, unknown host, access denied
+                    self._refused = _describe(exc)
+        return self._refused
 
     def privileges(self) -> frozenset[str] | None:
         """The global privileges of the connection's user, read once per probe (``ALL`` counts as each);

@@ -12,16 +12,17 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+import workers
 from cli_runner import CliRunner
 from harness import free_port_block, statuses, wait_for
 
 from concertops.devstack import probes
-from concertops.devstack.components import HOST, create_topics, tansu_binary
+from concertops.devstack.components import HOST, REDIS_PORT, create_topics, tansu_binary
 
 
 @pytest.fixture
 def own_broker(stack: None) -> Iterator[str]:
-    port = free_port_block(1, 29_000)
+    port = free_port_block(1, workers.port_block_start() + 900)
     url = f"tcp://{HOST}:{port}"
     broker = subprocess.Popen(
         [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
@@ -41,11 +42,11 @@ def test_backend_runs_on_sqlite(cli: CliRunner, own_broker: str, tmp_path: Path)
     database = tmp_path / "booking.sqlite"
     env = {
         "CONCERTOPS_DATABASE_URL": f"sqlite:///{database}",
-        "CONCERTOPS_REDIS_URL": f"redis://{HOST}:6379/14",
+        "CONCERTOPS_REDIS_URL": f"redis://{HOST}:{REDIS_PORT}/14",
         "CONCERTOPS_KAFKA_BOOTSTRAP_SERVERS": own_broker,
         "CONCERTOPS_STATE_DIR": str(tmp_path / "state"),
     }
-    port = free_port_block(1, 24_000)
+    port = free_port_block(1, workers.port_block_start() + 800)
     for args in (["backend", "migrate"], ["backend", "seed", "--seats", "10"]):
         done = cli(*args, env=env)
         assert done.returncode == 0, done.stderr

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 from checking import (
+    QUIET_WINDOW,
     check,
     env,
     finding,
@@ -163,7 +164,7 @@ def test_a2_sell_out_is_reported_as_business_not_incident(cli: CliRunner, bookin
         )
     assert {r.status_code for r in refused} == {409}
     wait_counter_scraped(booking, "http_requests_total")
-    code, document = check(cli, booking, "prometheus", "A-2")
+    code, document = check(cli, booking, "prometheus", "A-2", window=QUIET_WINDOW)
     result = next(r for r in document["runbooks"] if r["id"] == "A-2")
     assert code == 1 and result["status"] == "WARNING"
     assert finding(document, "A-2", "conflict_share")["value"] > 0.3

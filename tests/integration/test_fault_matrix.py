@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pymysql
 import pytest
-from checking import SCHEMA, env
+from checking import SCHEMA, env, settled
 from cli_runner import CliRunner
 from harness import BOOTSTRAP, Backend
 
@@ -64,6 +64,16 @@ def columnless_database() -> Iterator[str]:
         conn.close()
 
 
+FAULTS = (
+    "database",
+    "schema without the columns",
+    "broker",
+    "redis",
+    "prometheus",
+    "prometheus and metrics endpoints",
+)
+
+
 def _faults(booking: Backend, columnless: str) -> dict[str, dict[str, str]]:
     dead = f"{HOST}:{_dead_port()}"
     return {
@@ -97,52 +107,56 @@ def _blind_runbooks(document: dict) -> list[str]:
     ]
 
 
+@pytest.mark.parametrize("fault", FAULTS)
 def test_no_runbook_reads_ok_while_blind_whatever_source_is_gone(
-    cli: CliRunner, booking: Backend, columnless_database: str
+    cli: CliRunner, booking: Backend, columnless_database: str, fault: str
 ) -> None:
     import jsonschema
 
-    blind_somewhere = set()
-    for fault, override in _faults(booking, columnless_database).items():
-        environment = {**env(booking, "prometheus"), **override, "COLUMNS": "250"}
-        done = cli("check", "--format", "json", env=environment)
-        document = json.loads(done.stdout)
-        jsonschema.validate(document, SCHEMA)
-        blind = _blind_runbooks(document)
-        blind_somewhere.update(blind)
-        for result in document["runbooks"]:
-            if result["id"] in blind:
-                assert result["status"] == "UNKNOWN", (fault, result["id"], result["verdict"])
-                assert result["verdict"].startswith("could not be judged"), (fault, result["verdict"])
-        assert done.returncode == _expected_exit(document) == document["exit_code"], fault
+    settled(booking)  # Prometheus has scraped this session's instances: "no series" is not the fault's doing
+    override = _faults(booking, columnless_database)[fault]
+    # A source that refuses is known at once; one that answers has time to, on a busy machine too.
+    environment = {**env(booking, "prometheus"), **override, "COLUMNS": "250", "CONCERTOPS_TIMEOUT": "10"}
+    done = cli("check", "--format", "json", env=environment)
+    document = json.loads(done.stdout)
+    jsonschema.validate(document, SCHEMA)
+    blind = _blind_runbooks(document)
+    if fault == "database":  # refused at once: named as such, not waited out as "timed out"
+        assert "Connection refused" in document["sources"]["sql"], document["sources"]
+    for result in document["runbooks"]:
+        if result["id"] in blind:
+            assert result["status"] == "UNKNOWN", (fault, result["id"], result["verdict"])
+            assert result["verdict"].startswith("could not be judged"), (fault, result["verdict"])
+    assert done.returncode == _expected_exit(document) == document["exit_code"], fault
 
-        # Each format is its own run (rates move in between): each must agree with itself, and a runbook
-        # blinded by the fault is UNKNOWN in every one of them.
-        nagios = cli("check", "--format", "nagios", env=environment)
-        word = nagios.stdout.split(" ", 2)[1]
-        assert RANK[word] == nagios.returncode or (word == "OK" and nagios.returncode == 0), (fault, word)
-        for runbook_id in blind:
-            assert f"{runbook_id}: could not be judged" in nagios.stdout, (fault, runbook_id)
-        prom = cli("check", "--format", "prom", env=environment)
-        statuses = dict(re.findall(r'concertops_runbook_status\{runbook="([A-Z]-\d)"\} (\d)', prom.stdout))
-        assert set(statuses) == set(RUNBOOK_IDS), fault
-        assert all(statuses[runbook_id] == "3" for runbook_id in blind), (fault, statuses)
-        for runbook_id in RUNBOOK_IDS:
-            command = runbook_id.replace("-", "").lower()
-            one = cli(command, env=environment)
-            verdict = next(r for r in document["runbooks"] if r["id"] == runbook_id)
-            if runbook_id in blind:
-                assert one.returncode == 3 and "could not be judged" in one.stdout, (fault, runbook_id)
-                dry = cli(command, "--dry-run", "--format", "json", env=environment)
-                assert dry.returncode == 3, (fault, runbook_id, dry.stdout[-300:], dry.stderr)
-                assert json.loads(dry.stdout)["message"].startswith("refused"), (fault, runbook_id)
-                assert json.loads(dry.stdout)["steps"] == []
-            else:
-                assert one.returncode in (0, 1, 2, 3), (fault, runbook_id, verdict["status"])
-    # The matrix did blind something: without metrics, A-1 and A-2 have nothing decisive left. (A-3 is
+    # Each format is its own run (rates move in between): each must agree with itself, and a runbook
+    # blinded by the fault is UNKNOWN in every one of them.
+    nagios = cli("check", "--format", "nagios", env=environment)
+    word = nagios.stdout.split(" ", 2)[1]
+    assert RANK[word] == nagios.returncode or (word == "OK" and nagios.returncode == 0), (fault, word)
+    for runbook_id in blind:
+        assert f"{runbook_id}: could not be judged" in nagios.stdout, (fault, runbook_id)
+    prom = cli("check", "--format", "prom", env=environment)
+    statuses = dict(re.findall(r'concertops_runbook_status\{runbook="([A-Z]-\d)"\} (\d)', prom.stdout))
+    assert set(statuses) == set(RUNBOOK_IDS), fault
+    assert all(statuses[runbook_id] == "3" for runbook_id in blind), (fault, statuses)
+    for runbook_id in RUNBOOK_IDS:
+        command = runbook_id.replace("-", "").lower()
+        one = cli(command, env=environment)
+        verdict = next(r for r in document["runbooks"] if r["id"] == runbook_id)
+        if runbook_id in blind:
+            assert one.returncode == 3 and "could not be judged" in one.stdout, (fault, runbook_id)
+            dry = cli(command, "--dry-run", "--format", "json", env=environment)
+            assert dry.returncode == 3, (fault, runbook_id, dry.stdout[-300:], dry.stderr)
+            assert json.loads(dry.stdout)["message"].startswith("refused"), (fault, runbook_id)
+            assert json.loads(dry.stdout)["steps"] == []
+        else:
+            assert one.returncode in (0, 1, 2, 3), (fault, runbook_id, verdict["status"])
+    # The matrix does blind something: without metrics, A-1 and A-2 have nothing decisive left. (A-3 is
     # never blind here: without metrics it still has the queue's counts from its store, and without the
     # database's columns it still has the metrics.)
-    assert {"A-1", "A-2"} <= blind_somewhere
+    if fault == "prometheus and metrics endpoints":
+        assert {"A-1", "A-2"} <= set(blind), blind
 
 
 def test_a_missing_consumer_group_and_a_missing_status_variable_are_unknown(booking: Backend) -> None:
@@ -182,10 +196,16 @@ def test_check_ends_within_its_timeout_whatever_the_sources_do(cli: CliRunner, k
             "CONCERTOPS_PROMETHEUS_URL": f"http://{where}",
             "CONCERTOPS_METRICS_URLS": f"http://{where}/metrics",
         }
+        # What starting a Python process costs on this machine now, before the command's own clock runs.
+        started = time.monotonic()
+        cli("--version")
+        interpreter = time.monotonic() - started
         started = time.monotonic()
         done = cli("check", "--timeout", "3", "--format", "json", env=environment, timeout=30)
         elapsed = time.monotonic() - started
     document = json.loads(done.stdout)
-    assert elapsed < 4.0, f"check --timeout 3 took {elapsed:.1f} s against a {kind} port"
+    # Counted by the command itself from its start, and by the clock beside the same machine's bare start-up.
+    assert document["duration_s"] <= 3.0, document["duration_s"]
+    assert elapsed - interpreter < 4.0, f"check --timeout 3 took {elapsed:.1f} s against a {kind} port"
     assert done.returncode == 3 and document["status"] == "UNKNOWN"
     assert {r["status"] for r in document["runbooks"]} == {"UNKNOWN"}

@@ -19,6 +19,9 @@ from checking import SCHEMA
 from concertops.cli.main import app
 from concertops.runbooks.pages import RUNBOOK_IDS
 
+# One built wheel and one fresh venv for the module: its tests share one worker.
+pytestmark = pytest.mark.xdist_group("installed-wheel")
+
 ROOT = Path(__file__).parents[2]
 
 

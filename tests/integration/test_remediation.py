@@ -12,7 +12,15 @@ from typing import Any
 import pymysql
 import pytest
 import sqlalchemy as sa
-from checking import check, env, finding, wait_counter_scraped, wait_no_server_errors, wait_scraped
+from checking import (
+    QUIET_WINDOW,
+    check,
+    env,
+    finding,
+    wait_counter_scraped,
+    wait_no_server_errors,
+    wait_scraped,
+)
 from cli_runner import CliRunner
 from harness import Backend, wait_for
 
@@ -136,7 +144,7 @@ def test_a2_marks_sold_out_schedules_so_retries_skip_the_lock(cli: CliRunner, bo
 
     assert set(retry(400)) == {409}
     wait_counter_scraped(booking, "http_requests_total")
-    code, detected = check(cli, booking, "prometheus", "A-2")
+    code, detected = check(cli, booking, "prometheus", "A-2", window=QUIET_WINDOW)
     assert code == 1 and finding(detected, "A-2", "conflict_share")["status"] == "WARNING"
 
     marked = "SELECT sold_out FROM concert_schedule WHERE schedule_id = :s"
@@ -144,7 +152,7 @@ def test_a2_marks_sold_out_schedules_so_retries_skip_the_lock(cli: CliRunner, bo
     assert code == 0 and dry["steps"][0]["id"] == "mark-sold-out" and dry["steps"][0]["affected"] >= 1
     assert not booking.scalar(marked, s=schedule)  # rolled back
 
-    code, done = apply(cli, booking, "a2", "--apply", "--yes")
+    code, done = apply(cli, booking, "a2", "--apply", "--yes", "--verify-window", QUIET_WINDOW)
     assert code == 0, json.dumps(done["after"], indent=1)
     assert booking.scalar(marked, s=schedule)
     # Refused before the lock: the sold-out reason counts every retry, the lock path none of them.

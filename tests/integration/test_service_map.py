@@ -15,29 +15,30 @@ from pathlib import Path
 import pytest
 import redis
 from cli_runner import CONCERTOPS, CliRunner
-from harness import BOOTSTRAP, Backend
+from harness import Backend
 from prod_shape import create_database, create_topics_and_groups, drop_database, seed_holds
 
+from concertops.devstack.components import REDIS_PORT
 from concertops.model.signals import Signal
 
 REDIS_DB = 9  # production's queue keys, away from the twin's
 
 
 @pytest.fixture(scope="module")
-def production(stack: None) -> Iterator[dict[str, str]]:
+def production(production_broker: str) -> Iterator[dict[str, str]]:
     """Production's shape: its database, its Redis queue keys, its topics and consumer groups."""
     name, url = create_database()
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB)
     client.flushdb()
     seconds, _micros = client.time()
     issued = seconds * 1000 - 30_000  # 260 WAITING tokens, the oldest issued 30 s ago
     client.zadd("queue:waiting", {f"token-{i}": issued + i for i in range(260)})
     client.zadd("queue:active", {"token-active": issued})
-    create_topics_and_groups(BOOTSTRAP)
+    create_topics_and_groups(production_broker)
     yield {
         "CONCERTOPS_DATABASE_URL": url,
-        "CONCERTOPS_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
-        "CONCERTOPS_KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+        "CONCERTOPS_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}",
+        "CONCERTOPS_KAFKA_BOOTSTRAP_SERVERS": production_broker,
         "CONCERTOPS_PROMETHEUS_URL": "",
         "CONCERTOPS_SERVICE_MAP": "step10",
     }
@@ -105,7 +106,7 @@ def test_a_redis_key_of_the_wrong_type_and_a_missing_group_are_named(
     raw["kafka"]["groups"]["expiry"]["group"] = "no-such-group"
     mine = tmp_path / "map.yml"
     mine.write_text(yaml.safe_dump(raw))
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=REDIS_DB)
     client.delete("queue:active")
     client.set("queue:active", "oops")
     try:
@@ -282,9 +283,9 @@ def test_an_empty_redis_database_is_unknown_not_an_empty_queue(
 ) -> None:
     """No WAITING key in a database holding no key at all may as well be the wrong redis_url: not a zero."""
     empty_db = REDIS_DB + 1
-    client = redis.Redis(host="127.0.0.1", port=6379, db=empty_db)
+    client = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=empty_db)
     client.flushdb()
-    environment = {**production, "CONCERTOPS_REDIS_URL": f"redis://127.0.0.1:6379/{empty_db}"}
+    environment = {**production, "CONCERTOPS_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/{empty_db}"}
     try:
         blind = cli("check", "A-3", "--format", "json", env=environment)
         client.set("lock:seat:some-seat", "owner", px=60_000)  # the service's own keys, no queue now

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from concertops.config import LOCAL_DEFAULTS, load_profile
+from concertops.config import load_profile
 from concertops.model.errors import ConfigError
 
 CONFIG = """
@@ -32,7 +32,8 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_builtin_local_profile_without_any_file() -> None:
     profile = load_profile(env={})
     assert profile.name == "local"
-    assert profile.database_url == LOCAL_DEFAULTS["database_url"]
+    assert profile.database_url == "mysql+pymysql://root@127.0.0.1:3306/concertops"
+    assert profile.prometheus_url == "http://127.0.0.1:19090"
     assert profile.source == "built-in"
 
 
