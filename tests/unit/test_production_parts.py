@@ -121,6 +121,7 @@ def test_privileges_that_could_not_be_read_make_the_signal_unknown_not_measured(
     signal = next(s for s in load("B-3").signals if s.name == "idle_connections")
     source = SqlSource("mysql+pymysql://app@127.0.0.1:1/nowhere", 1.0)  # never connected: read as unknown
     source._privileges, source._privileges_read = None, True
+    source._connect_tried = True  # as if the server had answered the first connect
     observed = source.observe(signal)
     assert observed.value is None and observed.error is not None
     assert "privileges could not be read" in observed.error
