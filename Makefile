@@ -8,7 +8,7 @@ export CONCERTOPS_STATE_DIR ?= $(CURDIR)/.devstack
 export COLUMNS ?= 100
 # pytest-xdist workers; each runs on a devstack of its own (tests/workers.py). 1 runs them in one process.
 WORKERS ?= 3
-PYTEST_PARALLEL := $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist loadgroup,-p no:xdist)
+PYTEST_PARALLEL := $(if $(filter-out 1,$(WORKERS)),-n $(WORKERS) --dist worksteal,-p no:xdist)
 
 .PHONY: install constraints lint test test-quick test-unit alerts demo stack-up stack-down workers-down clean
 

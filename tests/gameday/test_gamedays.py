@@ -18,9 +18,6 @@ from harness import Backend, wait_for
 
 from concertops.simulate.incidents import RECIPES
 
-# In order on one worker: a game day's bursts stay in rate windows the next one would otherwise read.
-pytestmark = pytest.mark.xdist_group("gamedays")
-
 WINDOW = "15s"
 
 

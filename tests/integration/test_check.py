@@ -25,6 +25,7 @@ from cli_runner import CliRunner
 from harness import Backend, Broker, wait_for
 
 
+@pytest.mark.quick  # sql, Prometheus and the direct scrape
 @pytest.mark.parametrize("mode", ["prometheus", "direct"])
 def test_b2_overdue_holds_found_with_their_rows(cli: CliRunner, booking: Backend, mode: str) -> None:
     booking.release_holds()

@@ -7,6 +7,7 @@ import time
 import urllib.parse
 import urllib.request
 
+import pytest
 from cli_runner import CliRunner
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
@@ -36,6 +37,7 @@ def test_prometheus_sees_every_target_up_and_the_exporters_reach_their_services(
     assert query("redis_up")[0]["value"][1] == "1"
 
 
+@pytest.mark.quick  # the devstack and its Prometheus
 def test_a_registered_backend_instance_is_scraped(stack: None) -> None:
     registry = CollectorRegistry()
     Counter("devstack_probe", "a marker metric", registry=registry).inc()

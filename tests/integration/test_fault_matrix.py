@@ -159,6 +159,7 @@ def test_no_runbook_reads_ok_while_blind_whatever_source_is_gone(
         assert {"A-1", "A-2"} <= set(blind), blind
 
 
+@pytest.mark.quick  # the Kafka admin source
 def test_a_missing_consumer_group_and_a_missing_status_variable_are_unknown(booking: Backend) -> None:
     lag = Signal(
         "lag",

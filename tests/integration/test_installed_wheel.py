@@ -19,9 +19,6 @@ from checking import SCHEMA
 from concertops.cli.main import app
 from concertops.runbooks.pages import RUNBOOK_IDS
 
-# One built wheel and one fresh venv for the module: its tests share one worker.
-pytestmark = pytest.mark.xdist_group("installed-wheel")
-
 ROOT = Path(__file__).parents[2]
 
 
@@ -31,9 +28,25 @@ def _clean() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory, stack: None) -> Iterator[Path]:
-    """The ``concertops`` command of a fresh venv holding only the wheel (and what it depends on)."""
-    where = tmp_path_factory.mktemp("wheel")
+def installed(tmp_path_factory: pytest.TempPathFactory, worker_id: str, stack: None) -> Path:
+    """The ``concertops`` command of a fresh venv holding only the wheel (and what it depends on): built
+    once per test run, by the first worker that needs it, under a lock the others wait on."""
+    from filelock import FileLock
+
+    # The run's temporary root, shared by its workers (each has a folder of its own below it).
+    shared = (
+        tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    )
+    where = shared / "installed-wheel"
+    command = where / "venv" / "bin" / "concertops"
+    with FileLock(str(shared / "installed-wheel.lock")):
+        if not command.exists():
+            _install(where)
+    return command
+
+
+def _install(where: Path) -> None:
+    where.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(where), str(ROOT)],
         check=True,
@@ -44,9 +57,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory, stack: None) -> Iterator
     venv = where / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=_clean())
     subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True, timeout=600, env=_clean()
+        [str(venv / "bin" / "pip"), "install", "-q", "-c", str(ROOT / "constraints.txt"), str(wheel)],
+        check=True,
+        timeout=600,
+        env=_clean(),
     )
-    yield venv / "bin" / "concertops"
 
 
 def _run(command: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,7 @@
 incident seeded as the issue describes it, the data checked after ``--apply --yes``, the topic read back,
 the hand-off steps with a hook and without one, and concertops's state kept out of the service's schema.
 
-The tests run in file order on one seeded state (module fixture), each on its own incident."""
+The tests share one seeded state (module fixture), each on its own incident."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pymysql
 import pytest
 import redis
 import sqlalchemy as sa
-from cli_runner import CliRunner
+from cli_runner import CliRunner, run_cli
 from prod_shape import (
     create_database,
     create_topics_and_groups,
@@ -29,9 +29,6 @@ from prod_shape import (
 )
 
 from concertops.devstack.components import HOST, MARIADB_PORT, REDIS_PORT
-
-# One story on one module-scoped service (state init, then each apply): its tests run in order on one worker.
-pytestmark = pytest.mark.xdist_group("production-apply")
 
 REDIS_DB = 8
 APP_USER, APP_PASSWORD = "step10_app", "app-Secret-4242"
@@ -58,6 +55,10 @@ def prod(production_broker: str, tmp_path_factory: pytest.TempPathFactory) -> It
         "CONCERTOPS_STATE_URL": f"mysql+pymysql://root@{HOST}:{MARIADB_PORT}/{state}",
         "XDG_STATE_HOME": str(tmp_path_factory.mktemp("state")),
     }
+    # Each test stands on its own (xdist may run them on different workers): the store exists from the
+    # start; the test of an apply before `state init` uses a store of its own.
+    created = run_cli("state", "init", env=env)
+    assert created.returncode == 0, created.stderr
     yield {
         "env": env,
         "url": url,
@@ -110,17 +111,24 @@ def _audit(cli: CliRunner, env: dict[str, str], runbook: str) -> list[dict[str, 
 def test_apply_before_the_state_store_exists_is_one_line_naming_state_init(
     cli: CliRunner, prod: dict[str, Any]
 ) -> None:
-    done = cli("b2", "--apply", "--yes", env=prod["env"])
-    assert done.returncode == 3, done.stdout
-    assert "`concertops state init`" in done.stderr and "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert _scalar(prod["url"], "SELECT COUNT(*) FROM reservation WHERE status = 'EXPIRED'") == 0
+    fresh = f"concertops_state_{uuid.uuid4().hex[:8]}"
+    env = {**prod["env"], "CONCERTOPS_STATE_URL": f"mysql+pymysql://root@{HOST}:{MARIADB_PORT}/{fresh}"}
+    expired = "SELECT COUNT(*) FROM reservation WHERE status = 'EXPIRED'"
+    try:
+        before = _scalar(prod["url"], expired)
+        done = cli("b2", "--apply", "--yes", env=env)
+        assert done.returncode == 3, done.stdout
+        assert "`concertops state init`" in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert _scalar(prod["url"], expired) == before  # nothing applied
 
-    created = cli("state", "init", env=prod["env"])
-    assert created.returncode == 0, created.stderr
-    assert "created" in created.stdout and prod["state"] in created.stdout
-    again = cli("state", "init", env=prod["env"])
-    assert "already there" in again.stdout
+        created = cli("state", "init", env=env)
+        assert created.returncode == 0, created.stderr
+        assert "created" in created.stdout and fresh in created.stdout
+        again = cli("state", "init", env=env)
+        assert "already there" in again.stdout
+    finally:
+        drop_database(fresh)
 
 
 def test_b2_expires_the_overdue_uuid_holds_only_and_keeps_its_state_out_of_the_service(

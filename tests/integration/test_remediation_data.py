@@ -37,6 +37,7 @@ OVERDUE = (
 )
 
 
+@pytest.mark.quick  # an apply: lock, batches, audit, verification
 def test_b2_force_expires_overdue_holds_in_batches(cli: CliRunner, booking: Backend) -> None:
     booking.release_holds()
     booking.preset("legacy")  # no sweep, blocking consumer: lost expiries stay lost

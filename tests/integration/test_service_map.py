@@ -170,6 +170,7 @@ class _SlowService:
         self.server.server_close()
 
 
+@pytest.mark.quick  # Redis, HTTP probes and the reconciliation of payments against a topic
 def test_check_on_production_shape_judges_every_runbook_and_is_never_ok_while_blind(
     cli: CliRunner, production: dict[str, str]
 ) -> None:
