@@ -69,12 +69,24 @@ def probe(
     sources: dict[str, str] = {}
     adapters = _Adapters(profile, timeout_s, deadline)
     metric_signals = [s for s in unique.values() if s.kind in METRIC_KINDS]
-    tasks: dict[tuple[str, str], Callable[[], Observation]] = {}
+    futures: dict[Future[Observation], tuple[str, str]] = {}
     # What a source measured up to the deadline, for the sources whose measurement grows over time.
     so_far: dict[tuple[str, str], Callable[[], Observation | None]] = {}
     # A thread per measurement: a source that hangs must not keep another's signals waiting in a queue.
     pool = DaemonPool(max(WORKERS, len(unique) + 1))
+
+    def start(key: tuple[str, str], task: Callable[[], Observation]) -> None:
+        futures[pool.submit(task)] = key
+
     try:
+        # The HTTP probes first, before the other adapters' imports and connects: what they measure is
+        # time, and every moment they wait to send counts against the answer's chance to arrive.
+        if any(signal.kind == "http" for signal in unique.values()):
+            import httpx  # noqa: F401  (here, before any other thread competes for the interpreter)
+        for key, signal in unique.items():
+            if signal.kind == "http":
+                start(key, _bind(adapters.http().observe, signal))
+                so_far[key] = _bind(adapters.http().so_far, signal)
         prometheus, mode = _prometheus(profile, timeout_s, sources) if metric_signals else (None, "")
         scrape = None
         if metric_signals and prometheus is None:
@@ -85,22 +97,19 @@ def probe(
         for key, signal in unique.items():
             if signal.kind in METRIC_KINDS:
                 if prometheus is not None:
-                    tasks[key] = _bind(prometheus.observe, signal, signal.name in history_for)
+                    start(key, _bind(prometheus.observe, signal, signal.name in history_for))
                 else:
                     assert scrape is not None
-                    tasks[key] = _after(collected, scrape.observe, signal)
+                    start(key, _after(collected, scrape.observe, signal))
             elif signal.kind == "sql":
-                tasks[key] = _bind(adapters.sql().observe, signal)
+                start(key, _bind(adapters.sql().observe, signal))
             elif signal.kind == "redis":
-                tasks[key] = _bind(adapters.redis().observe, signal)
-            elif signal.kind == "http":
-                tasks[key] = _bind(adapters.http().observe, signal)
-                so_far[key] = _bind(adapters.http().so_far, signal)
+                start(key, _bind(adapters.redis().observe, signal))
             elif signal.kind == "unpublished":
-                tasks[key] = _bind(adapters.reconcile(shape).observe, signal)
-            else:
-                tasks[key] = _bind(adapters.kafka().observe, signal)
-        observations = _gather(pool, tasks, so_far, unique, deadline, timeout_s)
+                start(key, _bind(adapters.reconcile(shape).observe, signal))
+            elif signal.kind != "http":
+                start(key, _bind(adapters.kafka().observe, signal))
+        observations = _gather(futures, so_far, unique, deadline, timeout_s)
     finally:
         pool.close()
     adapters.close()
@@ -114,14 +123,12 @@ def probe(
 
 
 def _gather(
-    pool: DaemonPool,
-    tasks: dict[tuple[str, str], Callable[[], Observation]],
+    futures: dict[Future[Observation], tuple[str, str]],
     so_far: dict[tuple[str, str], Callable[[], Observation | None]],
     signals: dict[tuple[str, str], Signal],
     deadline: float,
     budget_s: float,
 ) -> dict[tuple[str, str], Observation]:
-    futures: dict[Future[Observation], tuple[str, str]] = {pool.submit(t): k for k, t in tasks.items()}
     results: dict[tuple[str, str], Observation] = {}
     pending = set(futures)
     while pending and (left := deadline - time.monotonic()) > 0:

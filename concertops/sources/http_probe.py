@@ -164,7 +164,9 @@ class HttpProbeSource:
         tally = self._tallies.setdefault(signal.path, Tally(timeout))
         import httpx
 
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        # Certificates are loaded only for https backends: the load costs time the probe measures.
+        tls = any(url.lower().startswith("https:") for url in self.base_urls)
+        with httpx.Client(timeout=timeout, follow_redirects=False, verify=tls) as client:
             # Round-robin: a slow first backend cannot use up the deadline before the others are asked.
             for base in [url for _ in range(signal.samples) for url in self.base_urls]:
                 allowed = min(timeout, self.deadline - time.monotonic())
