@@ -16,7 +16,7 @@ from typing import Any
 
 from concertops.contract.discovery import devstack_port
 from concertops.model.errors import ConfigError
-from concertops.redact import redact_text, redact_url
+from concertops.redact import redact_text, redact_url, remember
 
 FILE_NAME = "concertops.yaml"
 DEFAULT_PROFILE = "local"
@@ -83,6 +83,31 @@ class Profile:
     handoff_hook: str | None = None  # None: a deploy-only change is printed and handed over
     source: str = "built-in"
     overridden: tuple[str, ...] = field(default=())
+
+    def secrets(self) -> list[str]:
+        """Every password the profile holds (in its URLs, a URL's query included): masked in any text
+        concertops stores or prints, wherever an operator pastes one."""
+        from urllib.parse import parse_qs, unquote, urlsplit
+
+        found: list[str] = []
+        for url in (
+            self.database_url,
+            self.redis_url,
+            self.prometheus_url,
+            self.state_url,
+            *self.metrics_urls,
+            *self.backend_urls,
+        ):
+            if not url:
+                continue
+            try:
+                parts = urlsplit(url)
+                found += [parts.password or "", unquote(parts.password or "")]  # as written, and decoded
+                query = parse_qs(parts.query)
+            except ValueError:
+                continue
+            found += [v for key in ("password", "passwd", "pwd") for v in query.get(key, [])]
+        return [f for f in found if f]
 
     def describe(self) -> dict[str, Any]:
         """The profile as shown to a user: every URL with its password masked."""
@@ -209,6 +234,7 @@ def load_profile(
             overrides[attr] = _coerce(attr, env[var], f"${var}")
     if overrides:
         base = replace(base, overridden=tuple(sorted(overrides)), **overrides)
+    remember(*base.secrets())
     return base
 
 

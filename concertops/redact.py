@@ -34,15 +34,30 @@ def redact_url(url: str | None) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+# password=…, token: …, api_key=… written out in free text (a --reason, a hook's stderr, an error line).
+_CREDENTIAL = re.compile(r"(?i)\b(password|passwd|pwd|token|secret|api[_-]?key)(\s*[=:]\s*)[^\s,;&]+")
+# The secrets this process knows (the profile's passwords, remembered when it is loaded): masked in any
+# text, whatever words surround them.
+_KNOWN: set[str] = set()
+_SHORTEST = 4  # a shorter "secret" would mask ordinary words and numbers
+
+
+def remember(*secrets: str | None) -> None:
+    """Mask these wherever they appear from now on (too-short values are ignored, not masked)."""
+    _KNOWN.update(s for s in secrets if s and len(s) >= _SHORTEST)
+
+
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Mask URL passwords and any of ``secrets`` wherever they appear in ``text``."""
-    out = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{_MASK}@", text)
+    """Mask URL passwords, ``key=value`` credentials, the remembered secrets and any of ``secrets`` wherever
+    they appear in ``text``."""
+    out = text
+    # Longest first: a secret that contains another is masked whole.
+    for secret in sorted({*_KNOWN, *(s for s in secrets if s)}, key=len, reverse=True):
+        out = out.replace(secret, _MASK)
+    out = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{_MASK}@", out)
     out = _QUERY_SECRET.sub(lambda m: f"{m['key']}{_MASK}", out)
     out = _BARE_USERINFO.sub(lambda m: f"{m['user']}:{_MASK}@", out)
-    for secret in secrets:
-        if secret:
-            out = out.replace(secret, _MASK)
-    return out
+    return _CREDENTIAL.sub(lambda m: f"{m[1]}{m[2]}{_MASK}", out)
 
 
 _WEB_LINK = re.compile(r"\s*\(Background on this error at: [^)]*\)")

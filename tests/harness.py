@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -105,6 +106,34 @@ class Backend:
     ) -> httpx.Response:
         headers = {"X-Queue-Token": token} if token else {}
         return httpx.post(f"{self.urls[instance]}{path}", json=body, headers=headers, timeout=30)
+
+    def crowd(
+        self, tokens: list[str], body: dict[str, Any], until: Callable[[dict[int, int]], bool], what: str
+    ) -> dict[int, int]:
+        """Every user of ``tokens`` posting ``body`` to /reservations again as soon as answered, spread over
+        the instances, until ``until(statuses so far)`` holds: closed-loop load, so as many requests are in
+        flight at every moment as there are users, however slow the machine. {status: count}."""
+        statuses: dict[int, int] = {}
+        guard, stop = threading.Lock(), threading.Event()
+
+        def user(i: int) -> None:
+            while not stop.is_set():
+                code = self.post(
+                    "/reservations", body, tokens[i], instance=i % len(self.instances)
+                ).status_code
+                with guard:
+                    statuses[code] = statuses.get(code, 0) + 1
+
+        threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(len(tokens))]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_for(lambda: until(dict(statuses)), timeout=120, interval=0.1, what=what)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(60)
+        return statuses
 
     def active_token(self, user_id: int) -> str:
         return self.active_tokens([user_id])[0]

@@ -16,11 +16,15 @@ app = typer.Typer(help="Show the resolved configuration (passwords masked).", no
 def show(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Print the profile in force, after CONCERTOPS_* overrides, with every password masked."""
     from concertops.contract import service_map
+    from concertops.engine import state_store
+    from concertops.redact import redact_url
 
     profile = OPTIONS.load_profile()
     described = profile.describe()
     shape = service_map.load(profile.service_map)  # validated here: a bad map is one line, exit 3
     described["service_map"] = f"{shape.name} ({shape.source})"
+    # Where concertops's own state would be looked for, in order (nothing is connected to here).
+    described["state_store"] = [f"{redact_url(s.url)} ({s.why})" for s in state_store.candidates(profile)]
     if as_json:
         console.out().print_json(json.dumps(described))
         return

@@ -16,7 +16,7 @@ from typing import Any
 import typer
 
 from concertops.cli.check import FORMAT_OPTION, OUTPUT_OPTION, TIMEOUT_OPTION, Format, run_report
-from concertops.cli.state import OPTIONS
+from concertops.cli.state import OPTIONS, remaining
 from concertops.model.errors import UsageError
 from concertops.model.page import Page, StepSpec
 from concertops.model.params import Knob, bounds_text, knobs, value_types
@@ -182,7 +182,7 @@ def _run(
         dry_run=dry_run,
         yes=yes,
         reason=reason,
-        timeout_s=timeout,
+        timeout_s=remaining(timeout),  # what start-up left of --timeout
         verify_timeout_s=verify_timeout,
         verify_window=verify_window,
         tuning=Tuning(overrides, enable),

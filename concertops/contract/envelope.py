@@ -39,6 +39,16 @@ def payment_of(envelope: str) -> Callable[[Message], str | None]:
     return identify
 
 
+def js_number(value: Any) -> Any:
+    """A number as the service's ``JSON.stringify`` writes it: JavaScript has one number type, and an
+    integral one is written without a fraction (``50000``, never ``50000.0``); others as the shortest
+    decimal that reads back the same, which Python's float repr also is. Anything else unchanged."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | float | int):
+        return value
+    number = float(value)
+    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+
+
 def step10_payment_completed(topic: str, payment: dict[str, Any], at: datetime) -> bytes:
     """A ``payment.completed`` message in the step10 envelope, for a payment row in logical names
     (key, user, reservation, seat, amount)."""
@@ -54,7 +64,7 @@ def step10_payment_completed(topic: str, payment: dict[str, Any], at: datetime) 
             "userId": str(payment["user"]),
             "reservationId": str(payment["reservation"]),
             "seatId": None if payment.get("seat") is None else str(payment["seat"]),
-            "amount": float(amount) if isinstance(amount, Decimal) else amount,
+            "amount": js_number(amount),
         },
     }
     return json.dumps(body, separators=(",", ":")).encode()

@@ -311,7 +311,7 @@ class ActivateWaiting:
     def _activate(self, ctx: Context) -> Outcome:
         from datetime import timedelta
 
-        from concertops.engine.audit import now
+        from concertops.engine.runs import now
 
         with ctx.engine.connect() as conn:
             tx = conn.begin()

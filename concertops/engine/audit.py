@@ -12,12 +12,13 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from concertops.contract.schema import remediation_audit
+from concertops.contract.schema import remediation_audit, remediation_lock
+from concertops.engine.runs import holds, lock_name, now, process_alive
 from concertops.redact import redact_text
 
 RESULTS = ("running", "ok", "failed", "refused", "interrupted", "skipped", "lock lost", "handed over")
@@ -29,10 +30,6 @@ def operator_name() -> str:
         return os.environ.get("CONCERTOPS_OPERATOR") or getpass.getuser()
     except (KeyError, OSError):  # a container without a passwd entry
         return f"uid-{os.getuid()}"
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 @dataclass
@@ -147,21 +144,40 @@ def query(
     stmt = stmt.order_by(table.c.audit_id.desc()).limit(limit)
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(stmt)]
-        for runbook_id in {r["runbook"] for r in rows if r["result"] == "running"}:
-            if not _lock_held(conn, runbook_id):
-                for r in rows:
-                    if r["runbook"] == runbook_id and r["result"] == "running":
-                        r["result"], r["detail"] = "interrupted", "process gone (nobody holds the lock)"
+        for run_id in {r["run_id"] for r in rows if r["result"] == "running"}:
+            runbook = next(r["runbook"] for r in rows if r["run_id"] == run_id)
+            gone = _why_gone(conn, runbook, run_id)
+            if gone is None:
+                continue
+            batches, total = _committed(conn, run_id)
+            for r in rows:
+                if r["run_id"] == run_id and r["result"] == "running":
+                    r["result"] = "interrupted"
+                    r["detail"] = f"process gone ({gone}); it committed {batches} batch(es), {total} rows"
     return rows[::-1]
 
 
-def _lock_held(conn: sa.Connection, runbook: str) -> bool:
-    """Whether a run of ``runbook`` holds its apply lock now (see concertops.engine.locking)."""
-    from concertops.contract.schema import remediation_lock
-    from concertops.engine.locking import lock_name  # locking imports this module: at call time
+def _why_gone(conn: sa.Connection, runbook: str, run_id: str) -> str | None:
+    """Why a run still "running" in the audit cannot be running any more, or None when it may be: its lock
+    row is gone or names another run, or names a process of this host that does not exist. (Read from the
+    store alone: the audit never waits on the service's server.)"""
+    row = conn.execute(
+        sa.select(remediation_lock).where(remediation_lock.c.name == lock_name(runbook))
+    ).first()
+    if row is None:
+        return "its lock is free"
+    if not holds(row.holder, run_id):
+        return f"the lock is held by {row.holder}"
+    if row.host == socket.gethostname() and not process_alive(row.pid):
+        return f"pid {row.pid} no longer exists on {row.host}"
+    return None
 
-    name = lock_name(runbook)
-    if conn.dialect.name in ("mysql", "mariadb"):
-        return conn.execute(sa.text("SELECT IS_USED_LOCK(:n)"), {"n": name}).scalar() is not None
-    found = conn.execute(sa.select(remediation_lock.c.pid).where(remediation_lock.c.name == name)).first()
-    return found is not None
+
+def _committed(conn: sa.Connection, run_id: str) -> tuple[int, int]:
+    table = remediation_audit
+    n, total = conn.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(table.c.affected), 0)).where(
+            table.c.run_id == run_id, table.c.action.startswith("batch "), table.c.result == "ok"
+        )
+    ).one()
+    return int(n), int(total)

@@ -23,8 +23,8 @@ from concertops.contract import events
 from concertops.contract.names import TOPIC_EXPIRATION
 from concertops.contract.schema import outbox_event, reservation, schedule, seat
 from concertops.engine.actions import Context, Outcome, Progress
-from concertops.engine.audit import now
 from concertops.engine.interrupts import deferred
+from concertops.engine.runs import now
 from concertops.model.findings import Step
 from concertops.runbooks import actions as catalogue
 from concertops.sources.database import database_now

@@ -16,19 +16,17 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from types import TracebackType
 
 import sqlalchemy as sa
 
 from concertops.contract.schema import remediation_lock
-from concertops.engine.audit import now
+from concertops.engine.runs import lock_name, now, process_alive
 from concertops.model.errors import ConcertopsError
 from concertops.redact import error_line
 
-
-def lock_name(runbook: str) -> str:
-    """The name of a runbook's apply lock (MySQL ``GET_LOCK`` and the ``remediation_lock`` row)."""
-    return f"concertops:{runbook}"
+HOLDER_WAIT_S = 2.0  # how long a refused run waits for the winner's holder row
 
 
 class LockHeld(ConcertopsError):
@@ -174,7 +172,7 @@ class RunLock:
                 return
             except sa.exc.IntegrityError:
                 holder = self._holder_row(name)
-                if holder is not None and holder.host == self.host and not _alive(holder.pid):
+                if holder is not None and holder.host == self.host and not process_alive(holder.pid):
                     with self.engine.begin() as conn:  # its process is gone: a crashed run
                         conn.execute(
                             remediation_lock.delete().where(
@@ -191,10 +189,16 @@ class RunLock:
 
     def _refusal(self, name: str) -> LockHeld:
         row = self._holder_row(name)
+        # The winner writes its row right after the server gave it the lock: a run refused in between
+        # waits that moment out rather than saying "another session".
+        deadline = time.monotonic() + HOLDER_WAIT_S
+        while row is None and self._mysql and time.monotonic() < deadline:
+            time.sleep(0.05)
+            row = self._holder_row(name)
         who = (
             f"{row.holder} on {row.host} (pid {row.pid}) since {row.acquired_at:%Y-%m-%d %H:%M:%S} UTC"
             if row is not None
-            else "another session"
+            else self._server_holder(name)
         )
         runbook, what = self.name.split(":", 1)[1], name.split(":", 1)[1]
         shared = "" if name == self.name else f" (it shares the {what} remediation)"
@@ -202,6 +206,27 @@ class RunLock:
             f"{what} is being applied by {who}{shared}",
             "wait for that run to finish (concertops audit --runbook " + runbook + ")",
         )
+
+    def _server_holder(self, name: str) -> str:
+        """The holder as the server knows it, when no row names it (it wrote none: an older version, or
+        its store is elsewhere): its connection, user and client host."""
+        try:
+            with self.server.connect() as conn:
+                holder = conn.execute(sa.text("SELECT IS_USED_LOCK(:n)"), {"n": name}).scalar()
+                found = (
+                    conn.execute(
+                        sa.text("SELECT user, host FROM information_schema.PROCESSLIST WHERE id = :i"),
+                        {"i": holder},
+                    ).first()
+                    if holder is not None
+                    else None
+                )
+        except sa.exc.SQLAlchemyError as exc:
+            return f"another session (the server could not say which: {error_line(exc)})"
+        if holder is None:
+            return "a run that has just finished"
+        where = f" ({found.user}@{found.host})" if found is not None else ""
+        return f"connection {holder}{where}, which has written no holder row (no operator, host or pid known)"
 
 
 def clean_stale(conn: sa.Connection, server: sa.Connection | None = None) -> int:
@@ -213,13 +238,3 @@ def clean_stale(conn: sa.Connection, server: sa.Connection | None = None) -> int
     if stale:
         conn.execute(remediation_lock.delete().where(remediation_lock.c.name.in_(stale)))
     return len(stale)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

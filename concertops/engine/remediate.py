@@ -21,6 +21,7 @@ from concertops.engine.check import run_check
 from concertops.engine.handoff import HANDED_OVER
 from concertops.engine.locking import LockLost, RunLock
 from concertops.engine.report import Report, RunbookResult
+from concertops.engine.runs import holder_label
 from concertops.model.errors import ConcertopsError, UsageError
 from concertops.model.findings import Step
 from concertops.model.page import Page
@@ -33,6 +34,7 @@ from concertops.sources.database import open_engine
 from concertops.sources.instances import wait_applied
 
 APPLIED_TIMEOUT_S = 30.0
+MIN_PHASE_S = 0.5  # what a phase of the probe gets at the least, once --timeout is spent
 
 
 class ConfirmationRefused(ConcertopsError):
@@ -166,11 +168,17 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
     from concertops.engine import state_store
 
     options.tuning.validate(runbook.page)
+    # --timeout bounds everything before the confirmation: the map's check, the probe, the store's look-up.
+    deadline = time.monotonic() + options.timeout_s
+
+    def left() -> float:
+        return max(MIN_PHASE_S, deadline - time.monotonic())
+
     shape = service_map.load(profile.service_map)
     if not service_map.has_reference_schema(shape):
-        _map_holds(shape, profile, runbook)
+        _map_holds(shape, profile, runbook, left())
     enable = options.tuning.enable
-    before = run_check(profile, [runbook], options.timeout_s, enable=enable).runbooks[0]
+    before = run_check(profile, [runbook], left(), enable=enable).runbooks[0]
     result = ApplyResult(runbook.id, options.dry_run, before, [])
     if before.status is Status.UNKNOWN:
         result.message = f"refused, nothing is applied: {before.verdict} (run `concertops doctor`)"
@@ -180,10 +188,10 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
         return result
 
     # The lock holds one connection for the run, a step one or two, the audit one more.
-    engine = open_engine(profile.database_url, options.timeout_s, connections=4)
+    engine = open_engine(profile.database_url, left(), connections=4)
     try:
         # concertops's own store (audit, lock holders): found before anything is prepared or changed.
-        state = state_store.open_state(profile, options.timeout_s, service=engine)
+        state = state_store.open_state(profile, left(), service=engine)
     except BaseException:
         engine.dispose()
         raise
@@ -225,7 +233,7 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
             state.dispose()
 
 
-def _map_holds(shape: Any, profile: Profile, runbook: Runbook) -> None:
+def _map_holds(shape: Any, profile: Profile, runbook: Runbook, timeout_s: float) -> None:
     """A map that names a table or column the live service lacks, or a queue key of another type than the
     steps write, stops the run before anything is probed: its steps would fail half-way, after the
     hand-offs before them ran. A missing consumer group does not stop it: groups are only read (their
@@ -235,11 +243,11 @@ def _map_holds(shape: Any, profile: Profile, runbook: Runbook) -> None:
 
     missing: list[str] = []
     if profile.database_url:
-        missing += database_gaps(profile.database_url, shape)[0]
+        missing += database_gaps(profile.database_url, shape, timeout_s)[0]
     writes_queue = any(isinstance(s.config, catalogue.ActivateWaiting) for s in runbook.page.remediation)
     if writes_queue and shape.queue.store == "redis" and profile.redis_url:
         with contextlib.suppress(Exception):  # Redis not answering: the check below says so, and refuses
-            missing += redis_gaps(profile.redis_url, shape)[0]
+            missing += redis_gaps(profile.redis_url, shape, timeout_s)[0]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ConfigError(
@@ -262,7 +270,7 @@ def _locked_run(
     before = result.before
     try:
         shared = catalogue.shared_locks(s.config for s in runbook.page.remediation)
-        holder = f"{audit.operator} (run {audit.run_id[:8]})"
+        holder = holder_label(audit.operator, audit.run_id)
         lock = RunLock(ctx.engine, runbook.id, holder, shared, state=audit.engine).__enter__()
     except ConcertopsError as refused:
         audit.record("lock", "take the apply lock", {}, "refused", 0, str(refused))

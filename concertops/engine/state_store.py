@@ -4,8 +4,10 @@ Where it lives (``locate``):
 - the profile's ``state_url`` when it names one;
 - on the reference service (concertops's twin), that service's own database: the twin's migrations
   create the two tables there;
-- otherwise a ``concertops`` schema on the service's MySQL server when it exists, else the local SQLite
-  state file (``$XDG_STATE_HOME/concertops/state.sqlite``).
+- otherwise the local SQLite state file when it holds the tables (read without the network: ``audit``
+  must answer while the service's server is down), else a ``concertops`` schema on the service's MySQL
+  server. The file is ``$CONCERTOPS_STATE_DIR/state.sqlite`` when that is set, else
+  ``$XDG_STATE_HOME/concertops/state.sqlite``.
 
 ``concertops state init`` creates it: the ``concertops`` schema when the profile's user may create one,
 else the SQLite file. A store that does not exist yet is one line naming that command. The lock itself is
@@ -47,6 +49,12 @@ _TWIN = "the reference service's own database (its migrations hold the state tab
 
 
 def sqlite_path() -> Path:
+    """The local state file: in ``$CONCERTOPS_STATE_DIR`` (concertops's one local state directory, the
+    devstack's too) when it is set, so two environments kept apart by it never share an audit; else
+    ``$XDG_STATE_HOME/concertops/state.sqlite``."""
+    explicit = os.environ.get("CONCERTOPS_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser().resolve() / "state.sqlite"
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     return base / "concertops" / "state.sqlite"
 
@@ -71,8 +79,13 @@ def candidates(profile: Profile) -> list[StateStore]:
 def locate(profile: Profile, timeout_s: float = 5.0) -> StateStore:
     """The store that holds concertops's tables, or ``StateMissing`` naming ``state init``."""
     tried = candidates(profile)
+    # A local state file that holds the tables answers without the network: reading concertops's own
+    # audit must not wait on the service's server (it may be the very thing that is down).
     for store in tried:
-        if _has_tables(store.url, timeout_s):
+        if store.url.startswith("sqlite") and _has_tables(store.url, timeout_s):
+            return store
+    for store in tried:
+        if not store.url.startswith("sqlite") and _has_tables(store.url, timeout_s):
             return store
     from concertops.redact import redact_url
 
@@ -160,7 +173,9 @@ def _has_tables(url: str, timeout_s: float) -> bool:
     parsed = sa.engine.make_url(url)
     if parsed.drivername.startswith("sqlite") and parsed.database and not Path(parsed.database).exists():
         return False  # connecting would create an empty file
-    engine = open_engine(url, timeout_s)
+    # A server that accepts and never answers must not hold a look-up past its timeout (the handshake is a
+    # read, and PyMySQL's reads wait read_timeout, a minute by default).
+    engine = open_engine(url, timeout_s, connections=1, read_timeout_s=timeout_s, pool_wait_s=timeout_s)
     try:
         names = set(sa.inspect(engine).get_table_names())
     except sa.exc.DBAPIError as exc:

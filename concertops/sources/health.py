@@ -91,6 +91,25 @@ def _backend(url: str) -> str:
     return ", ".join(f"{k} {v}" for k, v in body.items())
 
 
+def _probe_path(path: str) -> Callable[[str], str]:
+    """A backend asked the way the service map's availability probe asks it: a service needs no
+    ``/healthz`` of concertops's making to be healthy."""
+
+    def probe(url: str) -> str:
+        import urllib.error
+
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(f"{url.rstrip('/')}{path}", timeout=TIMEOUT_S) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as answered:
+            # It answered, so it is up; a 4xx/5xx here means a wrong path (or the service's own failure).
+            raise ConnectionError(f"GET {path} answered {answered.code}") from None
+        return f"GET {path} answered {status} in {(time.monotonic() - started) * 1000:.0f} ms"
+
+    return probe
+
+
 FIXES = {
     "database": "check database_url / CONCERTOPS_DATABASE_URL, and that the server accepts connections",
     "redis": "check redis_url / CONCERTOPS_REDIS_URL",
@@ -112,7 +131,12 @@ def _planned(profile: Profile) -> list[tuple[str, str, Callable[[str], str]]]:
     if profile.prometheus_url:
         checks.append(("prometheus", profile.prometheus_url, _prometheus))
     checks += [("metrics", url, _metrics) for url in profile.metrics_urls]
-    checks += [("backend", url, _backend) for url in profile.backend_urls]
+    if profile.backend_urls:
+        from concertops.contract import service_map
+
+        availability = service_map.load(profile.service_map).probe("availability")
+        backend = _probe_path(availability.path) if availability is not None else _backend
+        checks += [("backend", url, backend) for url in profile.backend_urls]
     return checks
 
 

@@ -19,13 +19,14 @@ _KEY_TYPES = {"int": {"int", "bigint", "smallint", "mediumint", "tinyint"}, "uui
 TIMEOUT_S = 3.0
 
 
-def database_gaps(url: str, shape: ServiceMap) -> tuple[list[str], list[str]]:
+def database_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[list[str], list[str]]:
     """(what is missing, what was found) of the map's tables, columns and key types."""
     import sqlalchemy as sa
 
     from concertops.sources.database import open_engine
 
-    engine = open_engine(url, TIMEOUT_S, connections=1, read_timeout_s=TIMEOUT_S, pool_wait_s=TIMEOUT_S)
+    wait = timeout_s or TIMEOUT_S
+    engine = open_engine(url, wait, connections=1, read_timeout_s=wait, pool_wait_s=wait)
     missing: list[str] = []
     try:
         with engine.connect() as conn:
@@ -71,12 +72,13 @@ def database_gaps(url: str, shape: ServiceMap) -> tuple[list[str], list[str]]:
     return missing, [f"{len(shape.tables)} table(s)"]
 
 
-def redis_gaps(url: str, shape: ServiceMap) -> tuple[list[str], list[str]]:
+def redis_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[list[str], list[str]]:
     import redis
 
     keys = [(name, getattr(shape.queue, name)) for name in ("waiting", "active", "token")]
     keys = [(name, key) for name, key in keys if key is not None and not key.templated]
-    client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
+    wait = timeout_s or TIMEOUT_S
+    client = redis.Redis.from_url(url, socket_timeout=wait, socket_connect_timeout=wait)
     missing, notes = [], []
     for name, key in keys:
         answer = client.type(key.key)

@@ -152,7 +152,8 @@ class _SlowService:
             def do_GET(self) -> None:
                 owner.paths.append(self.path)
                 time.sleep(owner.delay)
-                self.send_response(owner.status)
+                # As production: its API under /api, nothing else (no /healthz).
+                self.send_response(owner.status if self.path.startswith("/api/") else 404)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(b'{"dates": []}')
@@ -168,6 +169,26 @@ class _SlowService:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def test_doctor_asks_a_mapped_service_the_maps_probe_path_not_healthz(
+    cli: CliRunner, production: dict[str, str], tmp_path: Path
+) -> None:
+    service = _SlowService(delay=0)
+    environment = {
+        **production,
+        "CONCERTOPS_BACKEND_URLS": service.url,
+        "CONCERTOPS_STATE_URL": f"sqlite:///{tmp_path / 'state.sqlite'}",
+    }
+    try:
+        assert cli("state", "init", env=environment).returncode == 0
+        code, checks = _doctor(cli, environment)
+    finally:
+        service.close()
+    backend = checks["backend"]
+    assert backend["ok"] and backend["detail"].startswith("GET /api/concerts/dates?concertId="), backend
+    assert not any(p.startswith("/healthz") for p in service.paths), service.paths
+    assert code == 0, checks
 
 
 @pytest.mark.quick  # Redis, HTTP probes and the reconciliation of payments against a topic

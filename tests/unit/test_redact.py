@@ -27,3 +27,17 @@ def test_passwords_in_a_query_string_or_a_bare_dsn_are_masked() -> None:
     out = redact_text("INC-7 rotated app:PW@db-1 and mysql://a:PW@h/x?password=PW;")
     assert "PW" not in out and "app:***@db-1" in out
     assert redact_text("at 10:30 see https://wiki/x") == "at 10:30 see https://wiki/x"
+
+
+def test_credentials_in_free_text_and_the_profiles_own_secrets_are_masked() -> None:
+    from concertops.config import load_profile
+    from concertops.redact import redact_text
+
+    assert redact_text("paused: password=hunter2, token: abc123") == "paused: password=***, token: ***"
+    assert (
+        redact_text("max_active_tokens=20 and 260 WAITING tokens")
+        == "max_active_tokens=20 and 260 WAITING tokens"
+    )
+    load_profile(env={"CONCERTOPS_DATABASE_URL": "mysql+pymysql://app:Sw0rd%40fish@db/x"})
+    # Pasted bare into a reason, with no key word around it: masked because the profile holds it.
+    assert redact_text("the DBA said Sw0rd@fish was rotated") == "the DBA said *** was rotated"

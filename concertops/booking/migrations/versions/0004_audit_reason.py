@@ -14,7 +14,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("remediation_audit", sa.Column("reason", sa.String(500), nullable=False, server_default=""))
+    # Already there when 0003 (or `concertops state init`) created the table from today's definition.
+    columns = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("remediation_audit")}
+    if "reason" not in columns:
+        op.add_column(
+            "remediation_audit", sa.Column("reason", sa.String(500), nullable=False, server_default="")
+        )
 
 
 def downgrade() -> None:
