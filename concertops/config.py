@@ -32,7 +32,10 @@ LOCAL_DEFAULTS: dict[str, Any] = {
     "state_url": None,
     # A command template that carries out a deploy-only change (concertops.engine.handoff); None: print it.
     "handoff_hook": None,
+    # TLS to MySQL: prefer (when the server offers it), require, or off.
+    "tls": "prefer",
 }
+TLS_MODES = ("prefer", "require", "off")
 _ADDRESS_FIELDS = ("database_url", "redis_url", "kafka_bootstrap_servers", "prometheus_url")
 
 
@@ -60,6 +63,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "CONCERTOPS_SERVICE_MAP": "service_map",
     "CONCERTOPS_STATE_URL": "state_url",
     "CONCERTOPS_HANDOFF_HOOK": "handoff_hook",
+    "CONCERTOPS_TLS": "tls",
 }
 _LIST_FIELDS = {"metrics_urls", "backend_urls"}
 _KNOWN_FIELDS = set(LOCAL_DEFAULTS) | set(_ADDRESS_FIELDS)
@@ -81,6 +85,7 @@ class Profile:
     service_map: str | None = None  # None: the default map (reference)
     state_url: str | None = None  # None: concertops.engine.state_store decides
     handoff_hook: str | None = None  # None: a deploy-only change is printed and handed over
+    tls: str = "prefer"  # to MySQL: prefer | require | off
     source: str = "built-in"
     overridden: tuple[str, ...] = field(default=())
 
@@ -124,6 +129,7 @@ class Profile:
             "service_map": self.service_map or "reference",
             "state_url": redact_url(self.state_url) if self.state_url else "(default)",
             "handoff_hook": redact_text(self.handoff_hook) if self.handoff_hook else "(none: printed)",
+            "tls": self.tls,
             "overridden_by_env": list(self.overridden),
         }
 
@@ -181,6 +187,10 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if isinstance(value, str) and value.lower() in {"1", "true", "yes", "0", "false", "no"}:
             return value.lower() in {"1", "true", "yes"}
         raise ConfigError(f"{origin}: 'protected' must be true or false", "write protected: true")
+    if name == "tls":
+        if value not in TLS_MODES:
+            raise ConfigError(f"{origin}: 'tls' is {value!r}", f"write one of: {', '.join(TLS_MODES)}")
+        return value
     if value is None:
         return None
     if not isinstance(value, str | int):

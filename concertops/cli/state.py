@@ -20,8 +20,10 @@ class Options:
     def load_profile(self) -> Profile:
         if self._loaded is None:
             from concertops.config import load_profile
+            from concertops.sources.database import use_tls
 
             self._loaded = load_profile(self.config, self.profile)
+            use_tls(self._loaded.tls)  # every MySQL connection this process opens
         return self._loaded
 
 

@@ -22,6 +22,54 @@ if TYPE_CHECKING:
 CONNECTION_MARK = "concertops:conn:"
 
 
+# How this process's MySQL connections use TLS (the profile's ``tls``), and the one context they share:
+# PyMySQL otherwise builds a context and loads the system's certificates on every connect (36 ms of CPU
+# here), even where the server offers no TLS at all.
+_TLS = {"mode": "prefer"}
+_CONTEXT: list[Any] = []
+_PREFERRING: list[Any] = []
+
+
+def use_tls(mode: str) -> None:
+    """``prefer`` (TLS when the server offers it, as PyMySQL does by default), ``require`` or ``off``."""
+    _TLS["mode"] = mode
+
+
+def _shared_context() -> Any:
+    import ssl
+
+    if not _CONTEXT:
+        # As PyMySQL's own for preferred/required mode without a CA: encrypted, the certificate unchecked
+        # (MySQL's own servers sign theirs themselves).
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        _CONTEXT.append(context)
+    return _CONTEXT[0]
+
+
+def _connect_with_shared_tls(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+    """SQLAlchemy's ``do_connect``: a PyMySQL connection whose TLS context is the process's one."""
+    from pymysql.connections import Connection
+
+    mode = _TLS["mode"]
+    if mode == "off" or "ssl" in cparams or any(k.startswith("ssl_") for k in cparams):
+        if mode == "off":
+            cparams["ssl_disabled"] = True
+        return Connection(*cargs, **cparams)
+    if mode == "require":
+        return Connection(*cargs, **{**cparams, "ssl": _shared_context()})
+
+    if not _PREFERRING:
+
+        class Preferring(Connection):  # PyMySQL's preferred mode, with the shared context
+            def _create_ssl_ctx(self, sslp: Any) -> Any:
+                return _shared_context() if sslp == {} else super()._create_ssl_ctx(sslp)
+
+        _PREFERRING.append(Preferring)
+    return _PREFERRING[0](*cargs, **cparams)
+
+
 def open_engine(
     url: str | None,
     timeout_s: float = 10.0,
@@ -59,6 +107,8 @@ def open_engine(
         isolation_level="READ COMMITTED" if url.startswith("mysql") else None,
         connect_args=connect_args,
     )
+    if url.startswith("mysql+pymysql"):
+        sa.event.listen(engine, "do_connect", _connect_with_shared_tls)
     if url.startswith("mysql"):
         sa.event.listen(engine, "connect", _mark_connection)
     return engine

@@ -231,3 +231,16 @@ def test_the_state_dir_moves_the_local_state_file_and_config_show_names_it(
         assert created.returncode == 0, created.stderr
         places.append(state_dir / "state.sqlite")
     assert all(place.is_file() for place in places)
+
+
+def test_tls_is_never_turned_off_unless_the_profile_says_so(cli: CliRunner, stack: None) -> None:
+    """This server offers no TLS: `prefer` connects in clear, `require` refuses, and says why."""
+    url = f"mysql+pymysql://root@{HOST}:{MARIADB_PORT}/mysql"
+    for mode, works in (("prefer", True), ("off", True), ("require", False)):
+        done = cli("doctor", "--json", env={"CONCERTOPS_DATABASE_URL": url, "CONCERTOPS_TLS": mode})
+        row = next(c for c in json.loads(done.stdout)["checks"] if c["source"] == "database")
+        assert row["ok"] is works, (mode, row)
+        if not works:
+            assert "SSL is required" in row["detail"], row
+    bad = cli("check", env={"CONCERTOPS_TLS": "maybe"})
+    assert bad.returncode == 3 and "'tls' is 'maybe'" in bad.stderr and "prefer, require, off" in bad.stderr

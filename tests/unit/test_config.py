@@ -126,3 +126,14 @@ def test_missing_explicit_file() -> None:
         load_profile("/nonexistent/concertops.yaml", env={})
     with pytest.raises(ConfigError, match=r"\$CONCERTOPS_CONFIG"):
         load_profile(env={"CONCERTOPS_CONFIG": "/nonexistent.yaml"})
+
+
+def test_tls_defaults_to_prefer_and_takes_only_its_modes() -> None:
+    import pytest
+
+    from concertops.model.errors import ConfigError
+
+    assert load_profile(env={}).tls == "prefer"
+    assert load_profile(env={"CONCERTOPS_TLS": "require"}).tls == "require"
+    with pytest.raises(ConfigError):
+        load_profile(env={"CONCERTOPS_TLS": "sometimes"})
