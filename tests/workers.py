@@ -14,7 +14,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-KEPT = ("CONCERTOPS_STATE_DIR", "CONCERTOPS_DEVSTACK_PORT_OFFSET")
+KEPT = ("CONCERTOPS_STATE_DIR", "CONCERTOPS_DEVSTACK_PORT_OFFSET", "CONCERTOPS_TIMEOUT")
+# The commands' own time budget (--timeout, start-up included) for every command a test starts: a busy
+# machine (parallel workers, a CPU hog) must not turn a measurement into "timed out". A test about the
+# budget passes --timeout, or CONCERTOPS_TIMEOUT="" for the documented default.
+TEST_TIMEOUT_S = "30"
 PORT_STEP = 100
 MAX_WORKERS = 8  # the moved devstack ports stay below the backend blocks (20000 and up)
 
@@ -31,6 +35,7 @@ def owns_stack() -> bool:
 
 
 def configure() -> None:
+    os.environ["CONCERTOPS_TIMEOUT"] = TEST_TIMEOUT_S
     n = index()
     if n >= MAX_WORKERS:
         raise RuntimeError(f"at most {MAX_WORKERS} workers (pytest -n): their devstack ports would collide")

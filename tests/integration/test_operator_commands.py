@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from cli_runner import CONCERTOPS, TEST_TIMEOUT_S, CliRunner, interruptible
+from cli_runner import CONCERTOPS, CliRunner, interruptible
 from prod_shape import create_database, create_topics_and_groups, drop_database, seed_holds
 
 from concertops.devstack.components import HOST, MARIADB_PORT, REDIS_PORT
@@ -67,7 +67,7 @@ def _spawn(environment: dict[str, str], *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "CONCERTOPS_TIMEOUT": TEST_TIMEOUT_S, **environment},
+        env={**os.environ, **environment},
         preexec_fn=interruptible,
     )
 
@@ -111,16 +111,22 @@ def test_a_killed_run_reads_interrupted_at_once_with_what_it_committed(
 
 
 def test_a_refused_apply_always_names_the_holder(cli: CliRunner, step10: dict[str, str]) -> None:
-    """Two dry runs started together, several times: the one refused names who holds the lock."""
+    """Two applies started together, several times: the one refused names who holds the lock."""
     assert cli("state", "init", env=step10).returncode == 0
-    for _trial in range(4):
-        runs = [_spawn(step10, "b2", "--dry-run", "--batch-size", "5", "--sleep", "0.2") for _ in range(2)]
-        outcomes = [(run.wait(120), run.communicate()) for run in runs]
-        refused = [err for code, (_out, err) in outcomes if code == 3]
+    contended = 0
+    for _trial in range(3):
+        seed_holds(step10["CONCERTOPS_DATABASE_URL"], overdue=40, not_due=0)  # 10 batches, 0.5 s apart
+        runs = [
+            _spawn(step10, "b2", "--apply", "--yes", "--batch-size", "4", "--sleep", "0.5") for _ in range(2)
+        ]
+        outcomes = [(run.communicate(timeout=120), run.returncode) for run in runs]
+        refused = [err for (_out, err), code in outcomes if code == 3]
         if not refused:  # the first finished before the second asked: no contention this time
             continue
+        contended += 1
         (line,) = refused
         assert "is being applied by" in line and "(pid " in line and "another session" not in line, line
+    assert contended, "the two applies never met"
 
 
 def test_a_lock_whose_holder_wrote_no_row_is_named_by_the_server(

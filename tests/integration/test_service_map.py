@@ -198,7 +198,9 @@ def test_check_on_production_shape_judges_every_runbook_and_is_never_ok_while_bl
     seed_holds(production["CONCERTOPS_DATABASE_URL"])
     service = _SlowService(delay=1.2)
     try:
-        done = cli("check", "--format", "json", env={**production, "CONCERTOPS_BACKEND_URLS": service.url})
+        # Under the documented default --timeout, as cron runs it.
+        environment = {**production, "CONCERTOPS_BACKEND_URLS": service.url, "CONCERTOPS_TIMEOUT": ""}
+        done = cli("check", "--format", "json", env=environment)
     finally:
         service.close()
     assert service.paths and service.paths[0].startswith("/api/concerts/dates?concertId=")
@@ -249,7 +251,7 @@ def test_a_service_that_never_answers_reads_a1_critical_under_the_full_check(
             capture_output=True,
             text=True,
             timeout=60,
-            env={**os.environ, **production, "CONCERTOPS_BACKEND_URLS": url},
+            env={**os.environ, **production, "CONCERTOPS_BACKEND_URLS": url, "CONCERTOPS_TIMEOUT": ""},
         )
     finally:
         if busy is not None:
