@@ -24,6 +24,9 @@ def audit(
     ),
     limit: int = typer.Option(50, "--limit", min=1, max=100_000, help="Newest rows to show."),
     fmt: Fmt = typer.Option(Fmt.table, "--format", "-f", help="table or json."),
+    timeout: float = typer.Option(
+        5.0, "--timeout", min=1, max=120, help="Seconds to wait for concertops's store (never the service's)."
+    ),
 ) -> None:
     """List remediation audit rows, oldest first.
 
@@ -41,7 +44,7 @@ def audit(
     newer_than = _since(since) if since else None
     profile = OPTIONS.load_profile()
     rows = query(
-        open_state(profile),
+        open_state(profile, timeout),
         wanted_runbook,
         newer_than,
         operator,

@@ -37,10 +37,12 @@ def init() -> None:
 
 
 @app.command("show")
-def show() -> None:
+def show(
+    timeout: float = typer.Option(5.0, "--timeout", min=1, max=120, help="Seconds to wait for the store."),
+) -> None:
     """Where concertops's store is (exit 3 when it does not exist yet: run `concertops state init`)."""
     from concertops.engine import state_store
     from concertops.redact import redact_url
 
-    store = state_store.locate(OPTIONS.load_profile())
+    store = state_store.locate(OPTIONS.load_profile(), timeout)
     console.out().print(f"state store: {redact_url(store.url)} ({store.why})", markup=False)
