@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from concertops.cli.state import OPTIONS, remaining
+from concertops.cli.state import OPTIONS, began, remaining
 from concertops.model.errors import UsageError
 
 
@@ -117,7 +117,12 @@ def run_report(
     profile = OPTIONS.load_profile()
     runbooks = [get(i) for i in ids]
     report = run_check(
-        profile, runbooks, remaining(timeout), history=fmt is Format.table and output is None, window=window
+        profile,
+        runbooks,
+        remaining(timeout),
+        history=fmt is Format.table and output is None,
+        window=window,
+        since=began(),
     )
     if fmt is Format.table and output is None:
         render.table(report, show_all)

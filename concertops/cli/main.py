@@ -6,7 +6,11 @@ Exit codes follow the Nagios plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 U
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import time
+from typing import NoReturn
 
 import typer
 
@@ -22,6 +26,7 @@ from concertops.cli import (
     runbooks_cmd,
     settings_cmd,
     simulate,
+    state,
     state_cmd,
     triage,
 )
@@ -93,6 +98,7 @@ def run(argv: list[str] | None = None) -> int:
     from concertops.model.errors import ConcertopsError
     from concertops.redact import redact_text
 
+    state.begin(state.process_start() if argv is None else time.monotonic())
     args = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)
     try:
@@ -130,8 +136,23 @@ def run(argv: list[str] | None = None) -> int:
         code = UNKNOWN
     code = int(code or 0) if isinstance(code, int | None) else 0
     if argv is None:
-        sys.exit(code)
+        _leave(code)
     return code
+
+
+def _leave(code: int) -> NoReturn:
+    """End the process now that its output is written. Probe work abandoned at its deadline (a socket
+    that never answers, a Kafka client still retrying) and the interpreter's teardown would otherwise hold
+    a cron check past its --timeout; nothing of ours is left unsaved by then (stores commit, files are
+    written atomically), so the streams are flushed and the process exits without the teardown."""
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        # A reader gone (`| head`) or a closed stream: nothing is left to tell it.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _store_error(exc: Exception) -> str:

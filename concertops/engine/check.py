@@ -17,9 +17,12 @@ def run_check(
     history: bool = False,
     window: str | None = None,
     enable: frozenset[str] = frozenset(),
+    since: float | None = None,
 ) -> Report:
     """Probe and judge; ``window`` shortens every rate and quantile window (verification after a fix wants
-    the last seconds, not the last minutes that still hold the incident); ``enable`` names optional steps."""
+    the last seconds, not the last minutes that still hold the incident); ``enable`` names optional steps;
+    ``since`` is the ``time.monotonic()`` instant the command began, which the report's duration counts
+    from (default: now), as the budget it kept to did."""
     started = time.monotonic()
     if window is not None:
         runbooks = [rb.with_window(window) for rb in runbooks]
@@ -42,5 +45,8 @@ def run_check(
             )
         )
     return Report(
-        tuple(results), probed.sources, probed.mode or "no metric signals", time.monotonic() - started
+        tuple(results),
+        probed.sources,
+        probed.mode or "no metric signals",
+        time.monotonic() - (started if since is None else since),
     )
