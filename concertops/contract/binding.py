@@ -2,7 +2,8 @@
 
 Pages write SQL against logical names: ``{reservation}`` is the reservation table,
 ``{reservation.expires_at}`` its column, ``{reservation.key}`` its primary key, ``{now}`` the current time
-in the zone the service writes its datetimes in. A Kafka signal names a logical group and topic the same
+in the zone the service writes its datetimes in, ``{deploy.db_pool_size}`` a deploy constant's value (a
+number). A Kafka signal names a logical group and topic the same
 way (``group: "{expiry}"``). Text without braces is used as it is, so a page may still name the twin's
 objects directly.
 
@@ -73,6 +74,8 @@ def render(text: str, shape: ServiceMap, dialect: str) -> str:
 def _name(logical: str, part: str | None, shape: ServiceMap, dialect: str) -> str:
     if logical == "now" and part is None:
         return now_expression(shape.zone, dialect)
+    if logical == "deploy" and part is not None:
+        return _constant(part, shape)
     table = shape.table(logical)
     if table is None:
         raise Unavailable(f"it has no {logical} table")
@@ -84,6 +87,16 @@ def _name(logical: str, part: str | None, shape: ServiceMap, dialect: str) -> st
     if column is None:
         raise Unavailable(f"its {logical} table has no {part} column")
     return column
+
+
+def _constant(name: str, shape: ServiceMap) -> str:
+    constant = shape.deploy_constants.get(name)
+    if constant is None:
+        raise Unavailable(f"its map gives no {name} (deploy_constants.{name})")
+    value = constant.value
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise Unavailable(f"its deploy_constants.{name} is {value!r}, not a positive number")
+    return repr(value)
 
 
 def now_expression(zone: str, dialect: str) -> str:

@@ -4,8 +4,10 @@ Only connections in ``Sleep`` for longer than ``min_idle_s``, only of the applic
 a connection concertops opened (each carries a user lock named after it: an apply-lock connection of any
 run sleeps for that whole run), never one holding a user lock where the server lists them
 (performance_schema / METADATA_LOCK_INFO), never system or replication threads (they are not ``Sleep`` of
-the app user), at most ``max_kills``, longest idle first;
-each victim is printed (id, user, host, db, idle seconds). A dry run prints the same list and kills nothing.
+the app user), at most ``max_kills``: those inside an open transaction first (a pool they hold never frees
+itself; the kill rolls their transaction back), oldest transaction first, then the longest idle. The plan
+says how many of how many; each victim is printed (id, user, host, db, idle seconds). A dry run prints the
+same list and kills nothing.
 The pool that owned a killed connection opens a new one when it needs it (pre-ping), so a kill costs the
 service nothing but headroom it gets back.
 """
@@ -23,12 +25,24 @@ from concertops.runbooks import actions as catalogue
 from concertops.sources.database import CONNECTION_MARK, is_mysql
 from concertops.sources.sql import user_privileges
 
-_VICTIMS = sa.text(
-    "SELECT id, user, host, db, time FROM information_schema.PROCESSLIST "
-    "WHERE command = 'Sleep' AND time > :idle AND user = :user AND id <> CONNECTION_ID() "
-    "AND IS_USED_LOCK(CONCAT(:mark, id)) IS NULL "
-    "ORDER BY time DESC, id LIMIT :limit"
+_IDLE = (
+    "FROM information_schema.PROCESSLIST p WHERE p.command = 'Sleep' AND p.time > :idle AND p.user = :user "
+    "AND p.id <> CONNECTION_ID() AND IS_USED_LOCK(CONCAT(:mark, p.id)) IS NULL"
 )
+# Those inside an open transaction first, oldest transaction first: they are what holds a pool for good.
+# InnoDB's transactions need the PROCESS privilege; without it, the longest idle first.
+_VICTIMS = (
+    sa.text(
+        "SELECT p.id, p.user, p.host, p.db, p.time, t.trx_started IS NOT NULL AS in_trx "
+        + _IDLE.replace(
+            " WHERE ", " LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.id WHERE ", 1
+        )
+        + " ORDER BY t.trx_started IS NULL, t.trx_started, p.time DESC, p.id"
+    ),
+    sa.text(f"SELECT p.id, p.user, p.host, p.db, p.time, 0 AS in_trx {_IDLE} ORDER BY p.time DESC, p.id"),
+)
+
+Victim = tuple[int, str, str, str, int, bool]  # id, user, host, db, idle seconds, inside a transaction
 # Sessions holding a user lock (GET_LOCK), where the server can list them: MySQL, MariaDB with the plugin.
 _LOCK_HOLDERS = (
     "SELECT t.PROCESSLIST_ID FROM performance_schema.metadata_locks m JOIN performance_schema.threads t"
@@ -50,7 +64,7 @@ def lock_holders(conn: sa.Connection) -> set[int] | None:
 @dataclass
 class KillIdle:
     step: Step
-    victims: list[tuple[int, str, str, str, int]] = field(default_factory=list)
+    victims: list[Victim] = field(default_factory=list)
 
     def _settings(self, ctx: Context) -> tuple[int, int, str]:
         config: catalogue.KillIdle = self.step.config
@@ -67,24 +81,34 @@ class KillIdle:
             )
         return idle, kills, user
 
-    def _find(
-        self, conn: sa.Connection, idle: int, kills: int, user: str, spare: set[int]
-    ) -> list[tuple[int, str, str, str, int]]:
+    def _find(self, conn: sa.Connection, idle: int, user: str, spare: set[int]) -> list[Victim]:
+        """Every connection this step may kill, in the order it kills them (a processlist is bounded by
+        max_connections, so all of them are read: the plan says how many one run leaves)."""
         spare = spare | (lock_holders(conn) or set())
-        params = {"idle": idle, "user": user, "limit": kills + len(spare), "mark": CONNECTION_MARK}
-        rows = conn.execute(_VICTIMS, params).all()
-        found = [(int(r.id), r.user, r.host, r.db or "", int(r.time)) for r in rows if int(r.id) not in spare]
-        return found[:kills]
+        params = {"idle": idle, "user": user, "mark": CONNECTION_MARK}
+        for query in _VICTIMS:
+            try:
+                rows = conn.execute(query, params).all()
+                break
+            except sa.exc.DBAPIError:  # no PROCESS privilege for InnoDB's transactions: by idle time
+                conn.rollback()
+        found = [
+            (int(r.id), r.user, r.host, r.db or "", int(r.time), bool(r.in_trx))
+            for r in rows
+            if int(r.id) not in spare
+        ]
+        return found
 
     def prepare(self, ctx: Context) -> str:
         if not is_mysql(ctx.engine):
             return "not applicable: the database is not MySQL/MariaDB (no connections to kill)"
         idle, kills, user = self._settings(ctx)
         with ctx.engine.connect() as conn:
-            self.victims = self._find(conn, idle, kills, user, ctx.own_connections)
+            idle_now = self._find(conn, idle, user, ctx.own_connections)
+        self.victims = idle_now[:kills]
         if not self.victims:
             return f"no connection of {user} idle for over {idle} s"
-        return f"kill {len(self.victims)} connection(s) of {user} idle for over {idle} s (at most {kills})"
+        return _plan_line(self.victims, len(idle_now), kills, user, idle)
 
     def run(self, ctx: Context) -> Outcome:
         if not is_mysql(ctx.engine):
@@ -93,11 +117,12 @@ class KillIdle:
         killed: list[str] = []
         with ctx.engine.connect() as conn:
             # Found again now: a connection that woke up since the plan is no longer idle and is spared.
-            victims = self._find(conn, idle, kills, user, ctx.own_connections)
-            for vid, vuser, host, db, seconds in victims:
+            victims = self._find(conn, idle, user, ctx.own_connections)[:kills]
+            for vid, vuser, host, db, seconds, in_trx in victims:
                 ctx.ensure_locked()
                 verb = "would kill" if ctx.dry_run else "kill"
-                ctx.note(f"{verb} {vid} {vuser}@{host} db={db or '-'} idle {seconds} s")
+                inside = ", inside a transaction (rolled back)" if in_trx else ""
+                ctx.note(f"{verb} {vid} {vuser}@{host} db={db or '-'} idle {seconds} s{inside}")
                 if ctx.dry_run:
                     ctx.would(f"KILL CONNECTION {int(vid)}  -- {vuser}@{host} idle {seconds} s")
                     killed.append(str(vid))
@@ -116,3 +141,17 @@ class KillIdle:
             f"{verb} {len(killed)} idle connection(s): {', '.join(killed)}",
             changed=not ctx.dry_run,
         )
+
+
+def _plan_line(victims: list[Victim], total: int, kills: int, user: str, idle: int) -> str:
+    """What one run will do, said up front: how many of how many, and what a kill does to a transaction."""
+    line = f"kill {len(victims)} of {total} connection(s) of {user} idle for over {idle} s"
+    in_trx = sum(1 for v in victims if v[5])
+    if in_trx:
+        line += (
+            f"; {in_trx} inside an open transaction, which rolls back: what it wrote (a payment) is not"
+            " committed"
+        )
+    if total > len(victims):
+        line += f"; {total - len(victims)} left idle: run again or raise --max-kills (now {kills})"
+    return line

@@ -34,7 +34,7 @@ REDIS_MEASURES = ("zcard", "oldest_score_age_s")
 # ``unpublished``: SUCCESS payments of a window whose ``payment.completed`` is not on the topic (a service
 # without an outbox; concertops.sources.reconcile).
 # ``http``: a black-box probe the service map names (``probe: "{availability}"``), GETs to each backend URL.
-HTTP_MEASURES = ("p95_s", "error_share")
+HTTP_MEASURES = ("p95_s", "error_share", "backends_down")
 KINDS: tuple[str, ...] = get_args(Kind)
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 WINDOW_PATTERN = re.compile(r"^\d+[smh]$")

@@ -6,10 +6,14 @@ from concertops.runbooks.verdicts import Firing
 
 
 def verdict(firing: Firing) -> str | None:
+    if firing("probe_backends_down:CRITICAL"):
+        return "service unreachable on every backend (connections refused): an outage, not a sell-out"
     if firing("server_error_share"):
         return "5xx over 1%: a real incident, not a sell-out (see A-1, B-1, B-3)"
     if firing("probe_server_errors"):
         return "a GET that reads the database fails (5xx or no answer): a real incident (see A-1, B-1, B-3)"
+    if firing("probe_backends_down"):
+        return "some backends refuse every connection: the others serve; restart or drain the ones down"
     if firing("conflict_share") or firing("conflict_rate"):
         return "business sell-out, not an incident: 409s are refusals and 5xx stays under 1%"
     return None

@@ -6,6 +6,11 @@ from concertops.runbooks.verdicts import Firing
 
 
 def verdict(firing: Firing) -> str | None:
+    if firing("pool_held_in_transaction:CRITICAL"):
+        return (
+            "the service's pool is held by connections asleep inside open transactions: every request waits; "
+            "kill them (their transactions roll back)"
+        )
     if firing("connection_share") or firing("max_connection_errors"):
         return "MySQL is at its max_connections: kill idle connections before growing any pool"
     if firing("pool_timeouts"):

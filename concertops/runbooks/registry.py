@@ -37,6 +37,7 @@ class Runbook:
     ) -> Judgement:
         findings = base.evaluate(self.page, observations)
         firing = {f.signal for f in findings if f.status in base.FIRING}
+        firing |= {f"{f.signal}:{f.status.name}" for f in findings if f.status in base.FIRING}
         status = base.status_of(self.page, findings)
         # A runbook that could not be judged says what it could not see, not what the rest suggests.
         special = None if status is Status.UNKNOWN else self.module.verdict(firing.__contains__)

@@ -4,4 +4,5 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+# ``firing("signal")``: WARNING or CRITICAL; ``firing("signal:CRITICAL")``: that status only.
 Firing = Callable[[str], bool]

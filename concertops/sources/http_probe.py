@@ -3,7 +3,8 @@
 A probe is a GET the service map names (``probes``), sent ``samples`` times to each of the profile's
 ``backend_urls``, one request at a time, taking the backends in turn. ``p95_s`` is the 95th percentile of
 the response times (a request that timed out counts as its timeout); ``error_share`` the share of requests
-answered 5xx or not at all (a backend that refuses the connection counts).
+answered 5xx or not at all by the backends that are up; ``backends_down`` the share of backends that
+refused the connection on every request (a process that is gone: WARNING for some, CRITICAL for all).
 
 The samples stop at the probe's deadline, an instant on the monotonic clock that lies inside the check's
 own: a request never outlives it. A request cut short by it is not a failure and, unless nothing else was
@@ -11,8 +12,9 @@ measured (then it took at least that long), not a sample: a slow service yields 
 none. Should the sampling thread itself be late (a loaded machine), the check reads what the probe has
 measured so far (``so_far``), a request still waiting included: a service too slow to answer is measured
 as slow, never as "timed out". A probe that reached no backend at all measured nothing: its signals are
-UNKNOWN, as the cause may be our configuration rather than the service. Both measures of one probe come
-from the same requests: the samples are taken once per check.
+UNKNOWN, as the cause may be our configuration rather than the service (a name that does not resolve),
+unless every backend refused every connection: a service that is down is a finding. Both measures of one
+probe come from the same requests: the samples are taken once per check.
 """
 
 from __future__ import annotations
@@ -34,19 +36,31 @@ SOURCE = "http"
 class Samples:
     seconds: tuple[float, ...]
     failed: int  # 5xx, timed out, or the connection dropped
-    unreachable: int  # refused before any answer
+    unreachable: int  # refused (or not resolved) before any answer
     first_error: str = ""
     ended: bool = True  # False: no request ended, ``seconds`` holds only how long one has waited so far
+    backends: int = 0  # asked at least once
+    down: int = 0  # of them, refused the connection on every request
+    down_requests: int = 0  # the requests those refused (in ``unreachable``)
 
     @property
     def p95_s(self) -> float:
+        if not self.seconds:
+            raise ValueError("no backend answered")
         ordered = sorted(self.seconds)
         return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
     @property
     def error_share(self) -> float:
-        """Requests answered 5xx or not at all, of every request sent (a backend down counts)."""
-        return (self.failed + self.unreachable) / (len(self.seconds) + self.unreachable)
+        """Requests answered 5xx or not at all, of every request sent to a backend that is up (the ones
+        down are ``backends_down``); 1.0 when every backend is down."""
+        unreachable = self.unreachable - self.down_requests
+        sent = len(self.seconds) + unreachable
+        return (self.failed + unreachable) / sent if sent else 1.0
+
+    @property
+    def backends_down(self) -> float:
+        return self.down / self.backends if self.backends else 0.0
 
 
 class Tally:
@@ -57,12 +71,15 @@ class Tally:
         self._lock = threading.Lock()
         self._seconds: list[float] = []
         self._failed = self._unreachable = 0
+        self._asked: dict[str, int] = {}  # per backend: requests sent, and of them refused
+        self._refused_by: dict[str, int] = {}
         self._first = ""
         self._waiting_since: float | None = None
         self._cut_only = False  # the only sample is a request our deadline cut short
 
-    def sent(self) -> float:
+    def sent(self, backend: str = "") -> float:
         with self._lock:
+            self._asked[backend] = self._asked.get(backend, 0) + 1
             self._waiting_since = self.clock()
             return self._waiting_since
 
@@ -73,10 +90,14 @@ class Tally:
                 self._failed += 1
                 self._first = self._first or f"{where} answered {status}"
 
-    def refused(self, why: str) -> None:
+    def refused(self, why: str, backend: str = "", down: bool = True) -> None:
+        """No connection: ``down`` when the host refused it (nothing listens), not when the name did not
+        resolve (that may be our configuration)."""
         with self._lock:
             self._waiting_since = None
             self._unreachable += 1
+            if down:
+                self._refused_by[backend] = self._refused_by.get(backend, 0) + 1
             self._first = self._first or why
 
     def failed(self, why: str, took: float | None = None) -> None:
@@ -107,9 +128,17 @@ class Tally:
                     seconds, failed, ended = [*seconds, self.timeout_s], failed + 1, True
                 elif not seconds:
                     seconds.append(waited)
+            down = [b for b, sent in self._asked.items() if self._refused_by.get(b, 0) == sent]
+            counts = {
+                "backends": len(self._asked),
+                "down": len(down),
+                "down_requests": sum(self._refused_by[b] for b in down),
+            }
             if not seconds:
-                return None
-            return Samples(tuple(seconds), failed, self._unreachable, self._first, ended)
+                if not self._asked or len(down) < len(self._asked):
+                    return None
+                return Samples((), 0, self._unreachable, self._first, True, **counts)
+            return Samples(tuple(seconds), failed, self._unreachable, self._first, ended, **counts)
 
     @property
     def first_error(self) -> str:
@@ -150,6 +179,14 @@ class HttpProbeSource:
         query = signal.describe_query()
         if isinstance(found, Exception):
             return Observation(signal.name, SOURCE, query, error=error_line(found))
+        if found.backends and found.down == found.backends:
+            if signal.measure == "p95_s":
+                why = f"no backend answered: every one refused the connection ({found.first_error})"
+                return Observation(signal.name, SOURCE, query, error=why)
+            value = found.backends_down if signal.measure == "backends_down" else found.error_share
+            return Observation(signal.name, SOURCE, query, value=value)
+        if signal.measure == "backends_down":
+            return Observation(signal.name, SOURCE, query, value=found.backends_down)
         if signal.measure == "p95_s":
             return Observation(signal.name, SOURCE, query, value=found.p95_s, at_least=not found.ended)
         if not found.ended and not found.unreachable:
@@ -173,12 +210,12 @@ class HttpProbeSource:
                 if allowed <= 0:
                     break
                 where = redact_url(base)
-                tally.sent()
+                tally.sent(where)
                 try:
                     status = client.get(base.rstrip("/") + signal.path, timeout=allowed).status_code
                     tally.answered(status, where)
                 except httpx.ConnectError as exc:
-                    tally.refused(f"{where}: {error_line(exc)}")
+                    tally.refused(f"{where}: {error_line(exc)}", where, down=_refused(exc))
                 except httpx.TimeoutException as exc:
                     if allowed < timeout:  # cut short by our deadline, not the service's timeout
                         tally.cut_short(allowed)
@@ -190,3 +227,15 @@ class HttpProbeSource:
         if taken is None:
             raise ConnectionError(f"no backend answered the probe ({tally.first_error or 'no request sent'})")
         return taken
+
+
+def _refused(exc: BaseException) -> bool:
+    """The host answered that nothing listens (not a name that failed to resolve, not a route)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx → httpcore → the socket's own error; a chain is never longer
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -339,4 +339,49 @@ def test_a_slow_backend_does_not_keep_the_probe_from_the_others() -> None:
         service.close()
         closed.close()
     assert taken.unreachable >= 1 and len(taken.seconds) >= 1, taken
-    assert taken.error_share >= 0.5, taken
+    assert taken.backends_down == 0.5 and taken.error_share == 0.0, taken  # one down, the other serves
+
+
+def _refusing_url() -> tuple[socket.socket, str]:
+    """A port bound and never listened on: every connection is refused, as when the process is gone."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    return closed, f"http://127.0.0.1:{closed.getsockname()[1]}"
+
+
+def test_a_service_down_on_every_backend_is_an_outage_and_on_some_a_warning(
+    cli: CliRunner, production: dict[str, str]
+) -> None:
+    first, down = _refusing_url()
+    second, also_down = _refusing_url()
+    service = _SlowService(delay=0.0)
+    try:
+        dead = cli("check", "A-2", "--format", "json", env={**production, "CONCERTOPS_BACKEND_URLS": down})
+        both = f"{down},{also_down}"
+        dead_both = cli(
+            "check", "A-2", "--format", "json", env={**production, "CONCERTOPS_BACKEND_URLS": both}
+        )
+        half = cli(
+            "check",
+            "A-2",
+            "--format",
+            "json",
+            env={**production, "CONCERTOPS_BACKEND_URLS": f"{service.url},{down}"},
+        )
+    finally:
+        service.close()
+        first.close()
+        second.close()
+    for done in (dead, dead_both):
+        (runbook,) = json.loads(done.stdout)["runbooks"]
+        gone = next(f for f in runbook["findings"] if f["signal"] == "probe_backends_down")
+        assert done.returncode == 2 and runbook["status"] == "CRITICAL", runbook
+        assert gone["value"] == 1.0 and runbook["verdict"].startswith("service unreachable on every backend")
+    (runbook,) = json.loads(half.stdout)["runbooks"]
+    findings = {f["signal"]: f for f in runbook["findings"]}
+    assert (
+        findings["probe_backends_down"]["status"] == "WARNING"
+        and findings["probe_backends_down"]["value"] == 0.5
+    )
+    assert findings["probe_server_errors"]["value"] == 0.0  # the backend that is up serves
+    assert runbook["status"] == "WARNING" and "some backends refuse every connection" in runbook["verdict"]

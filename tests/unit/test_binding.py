@@ -66,6 +66,10 @@ def test_on_the_twin_every_signal_binds() -> None:
             bound = bind(signal, REFERENCE)
             if signal.kind in NOT_ON_THE_TWIN:
                 assert isinstance(bound, str) and bound.startswith(NOT_ON_THE_TWIN[signal.kind]), bound
+            elif "{deploy." in signal.query:  # the twin's constants are runtime settings, measured by metrics
+                assert isinstance(bound, str) and bound.startswith(
+                    "not available on reference: its map gives no"
+                )
             else:
                 assert isinstance(bound, Signal), (runbook, signal.name)
 
@@ -103,3 +107,12 @@ def test_a_count_the_schema_makes_impossible_is_not_available_not_queried() -> N
         "not available on step10: its payment.reservation is unique, so this cannot happen there"
     )
     assert isinstance(bind(_signal("B-1", "double_payments"), REFERENCE), Signal)
+
+
+def test_a_deploy_constant_binds_as_its_number_and_a_missing_one_is_named() -> None:
+    pool = _signal("B-3", "pool_held_in_transaction")
+    bound = bind(pool, STEP10)
+    assert isinstance(bound, Signal) and "/ 10 FROM" in bound.query, bound
+    assert bind(pool, REFERENCE) == (
+        "not available on reference: its map gives no db_pool_size (deploy_constants.db_pool_size)"
+    )

@@ -107,3 +107,45 @@ def test_only_a_request_that_ended_makes_a_complete_measurement() -> None:
     clock.now += 0.3
     answered.answered(200, "http://a")
     assert (taken := answered.samples()) is not None and taken.ended
+
+
+def test_a_backend_refusing_every_connection_is_down_and_not_in_the_error_share() -> None:
+    clock = _Clock()
+    tally = Tally(3.0, clock)
+    for _ in range(3):
+        tally.sent("http://a")
+        clock.now += 0.1
+        tally.answered(200, "http://a")
+        tally.sent("http://b")
+        tally.refused("http://b: connection refused", "http://b")
+    taken = tally.samples()
+    assert taken is not None and taken.backends == 2 and taken.down == 1
+    assert taken.backends_down == 0.5 and taken.error_share == 0.0
+
+
+def test_a_backend_that_answered_once_is_up_and_its_refusals_are_errors() -> None:
+    tally = Tally(3.0, _Clock())
+    tally.sent("http://a")
+    tally.answered(200, "http://a")
+    tally.sent("http://a")
+    tally.refused("http://a: connection refused", "http://a")
+    taken = tally.samples()
+    assert taken is not None and taken.down == 0 and taken.error_share == 0.5
+
+
+def test_every_backend_refusing_is_a_measurement_of_an_outage() -> None:
+    tally = Tally(3.0, _Clock())
+    for backend in ("http://a", "http://b"):
+        tally.sent(backend)
+        tally.refused(f"{backend}: connection refused", backend)
+    taken = tally.samples()
+    assert taken is not None and taken.seconds == () and taken.backends_down == 1.0
+    assert taken.error_share == 1.0
+
+
+def test_names_that_do_not_resolve_measure_nothing() -> None:
+    """Perhaps our configuration, not the service: UNKNOWN rather than down."""
+    tally = Tally(3.0, _Clock())
+    tally.sent("http://a")
+    tally.refused("http://a: name or service not known", "http://a", down=False)
+    assert tally.samples() is None

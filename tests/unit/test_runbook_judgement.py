@@ -135,3 +135,12 @@ def test_an_unknown_verdict_names_what_failed_and_counts_what_this_service_canno
     assert judged.status is Status.UNKNOWN
     assert judged.verdict.startswith("could not be judged: probe_p95 not measured: no backend_urls")
     assert judged.verdict.endswith("(and 3 not available on this service)"), judged.verdict
+
+
+def test_a2_every_backend_down_is_an_outage_and_some_down_a_warning() -> None:
+    rb = get("A-2")
+    down = rb.judge(observe(rb, probe_backends_down=1.0, probe_server_errors=1.0, conflict_share=0.49))
+    assert down.status is Status.CRITICAL
+    assert down.verdict.startswith("service unreachable on every backend")
+    some = rb.judge(observe(rb, probe_backends_down=0.5))
+    assert some.status is Status.WARNING and "some backends refuse every connection" in some.verdict
