@@ -3,9 +3,9 @@
 Pages write SQL against logical names: ``{reservation}`` is the reservation table,
 ``{reservation.expires_at}`` its column, ``{reservation.key}`` its primary key, ``{now}`` the current time
 in the zone the service writes its datetimes in, ``{deploy.db_pool_size}`` a deploy constant's value (a
-number). A Kafka signal names a logical group and topic the same
-way (``group: "{expiry}"``). Text without braces is used as it is, so a page may still name the twin's
-objects directly.
+number), ``{seat_taken_by}`` the reservation statuses that take a seat (a quoted SQL list). A Kafka signal
+names a logical group and topic the same way (``group: "{expiry}"``). Text without braces is used as it
+is, so a page may still name the twin's objects directly.
 
 A signal the service cannot give (its map lacks a table, column, group or topic the signal needs; a metric
 of a service that exports none) is not bound: ``bind`` says why, and the signal reads "not available on
@@ -37,7 +37,7 @@ def bind(signal: Signal, shape: ServiceMap) -> Signal | str:
         if signal.kind == "queue":
             return _queue(signal, shape)
         if signal.kind == "redis":
-            return signal
+            return _redis(signal, shape)
         if signal.kind == "unpublished":
             return _unpublished(signal, shape)
         if signal.kind == "http":
@@ -76,6 +76,10 @@ def _name(logical: str, part: str | None, shape: ServiceMap, dialect: str) -> st
         return now_expression(shape.zone, dialect)
     if logical == "deploy" and part is not None:
         return _constant(part, shape)
+    if logical == "seat_taken_by" and part is None:
+        if not shape.seat_taken_by:
+            raise Unavailable("its map does not say which reservation statuses take a seat (seat_taken_by)")
+        return ", ".join(f"'{status}'" for status in shape.seat_taken_by)  # each a checked identifier
     table = shape.table(logical)
     if table is None:
         raise Unavailable(f"it has no {logical} table")
@@ -130,6 +134,20 @@ def _queue(signal: Signal, shape: ServiceMap) -> Signal:
     return replace(
         signal, kind="sql", query=render(mysql, shape, "mysql"), sqlite_query=render(sqlite, shape, "sqlite")
     )
+
+
+def _redis(signal: Signal, shape: ServiceMap) -> Signal:
+    """A lock family's keys (``key: "{seat_lock}"``) as the map names them, with the waiters' retry period."""
+    match = re.fullmatch(r"\{([a-z_]+)\}", signal.key)
+    if match is None:
+        return signal
+    lock = shape.locks.get(match.group(1))
+    if lock is None:
+        raise Unavailable(f"its map names no {match.group(1)} lock keys (locks.{match.group(1)})")
+    retry_s = 0.0
+    if signal.measure == "lock_waiters":
+        retry_s = float(_constant("lock_retry_ms", shape)) / 1000
+    return replace(signal, key=lock.pattern, retry_s=retry_s)
 
 
 def _http(signal: Signal, shape: ServiceMap) -> Signal:

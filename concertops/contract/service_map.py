@@ -109,6 +109,17 @@ class Probe(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
     timeout_s: Annotated[float, msgspec.Meta(gt=0, le=30)] = 3.0
 
 
+class Lock(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """A family of Redis lock keys, one per object (``lock:seat:*``), each taken with SET NX PX and retried
+    by its waiters every ``deploy_constants.lock_retry_ms``."""
+
+    pattern: Annotated[str, msgspec.Meta(pattern=r"^[^*\s]+\*$", max_length=200)]
+
+    @property
+    def prefix(self) -> str:
+        return self.pattern[:-1]
+
+
 class ServiceMap(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     zone: str
@@ -120,6 +131,9 @@ class ServiceMap(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     acts: Acts = msgspec.field(default_factory=Acts)
     deploy_constants: dict[str, Constant] = {}
     probes: dict[str, Probe] = {}
+    locks: dict[str, Lock] = {}
+    # The reservation statuses that take a seat: a schedule is sold out when every seat is named by one.
+    seat_taken_by: list[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_]{1,32}$")]] = []
     source: str = ""  # where it was loaded from (set by the loader)
 
     def __post_init__(self) -> None:
@@ -199,6 +213,7 @@ def _entries_first(raw: dict[str, Any]) -> None:
         ("kafka.groups", kafka.get("groups"), Group),
         ("deploy_constants", raw.get("deploy_constants"), Constant),
         ("probes", raw.get("probes"), Probe),
+        ("locks", raw.get("locks"), Lock),
     ):
         if not isinstance(entries, dict):
             continue  # absent or not a mapping: the whole map's validation says so

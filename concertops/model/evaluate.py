@@ -48,6 +48,10 @@ def _beyond(value: float, threshold: float, below: bool) -> bool:
 def _finding(
     signal: Signal, observed: Observation, status: Status, threshold: float | None, message: str
 ) -> Finding:
+    # Evidence rows go with a firing signal, and with one only shown (no threshold), whose rows are the point.
+    evidence = status in (Status.WARNING, Status.CRITICAL) or (
+        signal.warning is None and signal.critical is None
+    )
     return Finding(
         signal=signal.name,
         title=signal.title,
@@ -58,9 +62,9 @@ def _finding(
         query=observed.query,
         message=message,
         unit=signal.unit,
-        rows=observed.rows if status in (Status.WARNING, Status.CRITICAL) else (),
+        rows=observed.rows if evidence else (),
         history=observed.history,
-        columns=observed.columns if status in (Status.WARNING, Status.CRITICAL) else (),
+        columns=observed.columns if evidence else (),
         warning=signal.warning,
         critical=signal.critical,
         below=signal.below,

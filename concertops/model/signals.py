@@ -30,7 +30,9 @@ METRIC_KINDS = ("gauge", "rate", "ratio", "quantile")
 # ``queue``: the waiting queue as the service's map says it is stored (SQL rows or Redis sorted sets);
 # bound to an ``sql`` or a ``redis`` signal before it is measured (concertops.contract.binding).
 QUEUE_MEASURES = ("waiting", "active", "oldest_waiting_s")
-REDIS_MEASURES = ("zcard", "oldest_score_age_s")
+# ``lock_waiters``: requests retrying a lock family's keys (SET calls a second times the retry period);
+# ``lock_keys``: the family's keys held now (a bounded SCAN), each with its time left as evidence.
+REDIS_MEASURES = ("zcard", "oldest_score_age_s", "lock_waiters", "lock_keys")
 # ``unpublished``: SUCCESS payments of a window whose ``payment.completed`` is not on the topic (a service
 # without an outbox; concertops.sources.reconcile).
 # ``http``: a black-box probe the service map names (``probe: "{availability}"``), GETs to each backend URL.
@@ -131,6 +133,7 @@ class Signal:
     # queue (measure: one of QUEUE_MEASURES), redis (key, measure: one of REDIS_MEASURES)
     measure: str = ""
     key: str = ""
+    retry_s: float = 0.0  # lock_waiters: how often one waiter retries (the map's lock_retry_ms)
     # kafka
     group: str = ""
     topic: str = ""

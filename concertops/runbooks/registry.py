@@ -13,6 +13,7 @@ from concertops.model.page import Page
 from concertops.model.status import Status
 from concertops.runbooks import base
 from concertops.runbooks.pages import RUNBOOK_IDS, load
+from concertops.runbooks.verdicts import Seen
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,9 @@ class Runbook:
         self, observations: Mapping[str, Observation], enable: frozenset[str] = frozenset()
     ) -> Judgement:
         findings = base.evaluate(self.page, observations)
-        firing = {f.signal for f in findings if f.status in base.FIRING}
-        firing |= {f"{f.signal}:{f.status.name}" for f in findings if f.status in base.FIRING}
         status = base.status_of(self.page, findings)
         # A runbook that could not be judged says what it could not see, not what the rest suggests.
-        special = None if status is Status.UNKNOWN else self.module.verdict(firing.__contains__)
+        special = None if status is Status.UNKNOWN else self.module.verdict(Seen(findings))
         return Judgement(
             status=status,
             verdict=special or base.verdict(self.page, findings),

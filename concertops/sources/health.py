@@ -140,6 +140,20 @@ def _planned(profile: Profile) -> list[tuple[str, str, Callable[[str], str]]]:
     return checks
 
 
+def _backend_fix(exc: BaseException) -> str:
+    """A wrong URL told from a service that is down, where the error says which."""
+    import socket
+
+    reason = getattr(exc, "reason", None) or exc.__cause__ or exc.__context__
+    if isinstance(reason, socket.gaierror):
+        return "the host name does not resolve: check backend_urls / CONCERTOPS_BACKEND_URLS"
+    if isinstance(reason, ConnectionRefusedError) or isinstance(exc, ConnectionRefusedError):
+        return (
+            "nothing listens there: the service is down on this backend, or the port in backend_urls is wrong"
+        )
+    return FIXES["backend"]
+
+
 def _run(source: str, target: str, probe: Callable[[str], str]) -> SourceCheck:
     started = time.monotonic()
     try:
@@ -147,7 +161,8 @@ def _run(source: str, target: str, probe: Callable[[str], str]) -> SourceCheck:
         ok, fix = True, ""
     except Exception as exc:  # any failure of a source is the finding itself
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        detail, ok, fix = redact_text(f"{type(exc).__name__}: {message}")[:300], False, FIXES[source]
+        fix = _backend_fix(exc) if source == "backend" else FIXES[source]
+        detail, ok = redact_text(f"{type(exc).__name__}: {message}")[:300], False
     return SourceCheck(source, redact_url(target), ok, detail, fix, round(time.monotonic() - started, 3))
 
 

@@ -6,10 +6,18 @@ clock plays no part. A key of another type is an error (the map is wrong), an ab
 unless the Redis database holds no key at all: the service keeps its seat locks and token hashes there too,
 so an empty database is as likely a ``redis_url`` that is not the service's as an idle service, and the
 signal is UNKNOWN rather than a zero.
+
+A lock family (``lock:seat:*``, taken with SET NX PX, each waiter retrying every few ms) shows contention
+as SET calls: two reads of ``INFO commandstats`` a moment apart give the calls a second, and calls a
+second times the retry period is how many requests are retrying at once (one waiter, one SET per period). The
+keys held now come from a bounded SCAN, each with its time left, as evidence of which objects are fought
+over. The commandstats are server-wide: SETs of anything else on the same server count as well, so the
+page's thresholds sit well above what a service takes its locks at.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from concertops.model.findings import Observation
@@ -17,6 +25,8 @@ from concertops.model.signals import Signal
 from concertops.redact import error_line
 
 SOURCE = "redis"
+SET_INTERVAL_S = 1.0  # between the two commandstats reads, at most
+SCAN_LIMIT = 10_000  # keys of a lock family looked at, at most
 
 
 class RedisSource:
@@ -26,14 +36,49 @@ class RedisSource:
         self.client: Any = redis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
+        self.timeout_s = timeout_s
 
     def observe(self, signal: Signal) -> Observation:
         query = signal.describe_query()
         try:
+            if signal.measure == "lock_waiters":
+                return Observation(signal.name, SOURCE, query, value=self._set_rate() * signal.retry_s)
+            if signal.measure == "lock_keys":
+                held = self._held(signal.key)
+                rows = tuple(sorted(held, key=lambda row: row[1])[:10])  # the longest held first
+                return Observation(
+                    signal.name, SOURCE, query, value=float(len(held)), rows=rows, columns=("key", "ms_left")
+                )
             value = self._measure(signal.key, signal.measure)
         except Exception as exc:  # RedisError, a key of the wrong type
             return Observation(signal.name, SOURCE, query, error=error_line(exc))
         return Observation(signal.name, SOURCE, query, value=value)
+
+    def _set_rate(self) -> float:
+        """SET calls a second on the server, from two reads of its command statistics."""
+        first, started = self._set_calls(), time.monotonic()
+        time.sleep(min(SET_INTERVAL_S, self.timeout_s / 3))
+        second, ended = self._set_calls(), time.monotonic()
+        return max(0, second - first) / (ended - started)
+
+    def _set_calls(self) -> int:
+        stats = self.client.info("commandstats")
+        return int(stats.get("cmdstat_set", {}).get("calls", 0))
+
+    def _held(self, pattern: str) -> list[tuple[str, int]]:
+        """The keys of a lock family held now, each with its milliseconds left (a bounded SCAN)."""
+        keys = []
+        for key in self.client.scan_iter(match=pattern, count=1000):
+            keys.append(key.decode() if isinstance(key, bytes) else str(key))
+            if len(keys) >= SCAN_LIMIT:
+                break
+        if not keys:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.pttl(key)
+        # A key released between the SCAN and the PTTL (-2) is no longer held.
+        return [(key, int(left)) for key, left in zip(keys, pipe.execute(), strict=True) if int(left) != -2]
 
     def _measure(self, key: str, measure: str) -> float:
         kind = self.client.type(key)

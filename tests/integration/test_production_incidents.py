@@ -1,5 +1,6 @@
 """The production service's own incidents on its shape, judged by signals that see their mechanism where it
-exports no metrics: its pool held by connections asleep inside open transactions (B-3)."""
+exports no metrics: its pool held by connections asleep inside open transactions (B-3), a sell-out seen in
+its reservations (A-2), and its seat locks fought over in Redis (A-1)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+import redis
 from cli_runner import CliRunner
 from prod_shape import create_database, create_topics_and_groups, drop_database
 
@@ -70,7 +72,7 @@ def _alive(conn: pymysql.Connection) -> bool:
     return True
 
 
-def _b3(cli: CliRunner, environment: dict[str, str], *args: str) -> tuple[int, dict]:
+def _json(cli: CliRunner, environment: dict[str, str], *args: str) -> tuple[int, dict]:
     done = cli(*args, "--format", "json", env=environment, timeout=120)
     assert done.returncode in (0, 1, 2), done.stderr
     return done.returncode, json.loads(done.stdout)
@@ -85,7 +87,7 @@ def test_b3_a_pool_held_inside_open_transactions_is_critical_and_apply_kills_exa
     outsider = _in_a_transaction(database, other)  # another user's: never touched
     try:
         time.sleep(11)  # asleep inside the transaction for over 10 s (the processlist counts whole seconds)
-        code, checked = _b3(cli, step10, "check", "B-3")
+        code, checked = _json(cli, step10, "check", "B-3")
         (runbook,) = checked["runbooks"]
         findings = {f["signal"]: f for f in runbook["findings"]}
         pool = findings["pool_held_in_transaction"]
@@ -95,23 +97,154 @@ def test_b3_a_pool_held_inside_open_transactions_is_critical_and_apply_kills_exa
         # The server-wide share is far from max_connections: it alone read this incident as OK.
         assert findings["connection_share"]["status"] == "OK", findings["connection_share"]
 
-        _code, dry = _b3(cli, step10, "b3", "--dry-run", "--app-user", app, "--max-kills", "4")
+        _code, dry = _json(cli, step10, "b3", "--dry-run", "--app-user", app, "--max-kills", "4")
         (kill,) = [s for s in dry["steps"] if s["id"] == "kill-idle"]
         assert "kill 4 of 10 connection(s)" in kill["intent"], kill
         assert "rolls back" in kill["intent"] and "run again or raise --max-kills" in kill["intent"], kill
         assert all(_alive(c) for c in held)  # dry: nobody killed
         time.sleep(11)  # the pings woke them: asleep again for over 10 s
 
-        code, done = _b3(cli, step10, "b3", "--apply", "--yes", "--app-user", app)
+        code, done = _json(cli, step10, "b3", "--apply", "--yes", "--app-user", app)
         (kill,) = [s for s in done["steps"] if s["id"] == "kill-idle"]
         assert kill["affected"] == POOL_SIZE, kill
         assert not any(_alive(c) for c in held)
         assert _alive(outsider)
         assert code == 0, json.dumps(done.get("after"), indent=1)
-        _code, after = _b3(cli, step10, "check", "B-3")
+        _code, after = _json(cli, step10, "check", "B-3")
         pool = next(f for f in after["runbooks"][0]["findings"] if f["signal"] == "pool_held_in_transaction")
         assert pool["status"] == "OK" and pool["value"] < 0.5, pool
     finally:
         for conn in [*held, outsider]:
             if _alive(conn):
                 conn.close()
+
+
+class _Refusing:
+    """The service's API refusing every request with ``status`` (a taken seat answers 400 there)."""
+
+    def __init__(self, status: int) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"message": "seat already taken"}')
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
+        self.url = f"http://{HOST}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _schedule(url: str, statuses: list[str | None]) -> str:
+    """A schedule with one seat per entry, each named by a reservation of that status (None: free)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    schedule = str(uuid.uuid4())
+    with engine.begin() as conn:
+        for number, status in enumerate(statuses, 1):
+            seat = str(uuid.uuid4())
+            conn.execute(
+                sa.text("INSERT INTO seat (seatId, scheduleId, seatNo) VALUES (:s, :sc, :n)"),
+                {"s": seat, "sc": schedule, "n": number},
+            )
+            if status is not None:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO reservation (reservationId, userId, seatId, status, heldAt, expiresAt)"
+                        " VALUES (:r, :u, :s, :st, UTC_TIMESTAMP(), UTC_TIMESTAMP() + INTERVAL 5 MINUTE)"
+                    ),
+                    {"r": str(uuid.uuid4()), "u": str(uuid.uuid4()), "s": seat, "st": status},
+                )
+    engine.dispose()
+    return schedule
+
+
+def test_a2_names_a_sell_out_from_the_reservations_while_the_service_answers_400(
+    cli: CliRunner, step10: dict[str, str]
+) -> None:
+    url = step10["CONCERTOPS_DATABASE_URL"]
+    sold = _schedule(url, ["CONFIRMED", "CONFIRMED", "CONFIRMED", "HELD", "HELD"])
+    _schedule(url, ["CONFIRMED", "EXPIRED", None])  # a seat still free: not sold out
+    service = _Refusing(400)
+    try:
+        environment = {**step10, "CONCERTOPS_BACKEND_URLS": service.url}
+        code, checked = _json(cli, environment, "check", "A-2")
+    finally:
+        service.close()
+    (runbook,) = checked["runbooks"]
+    findings = {f["signal"]: f for f in runbook["findings"]}
+    assert findings["sold_out_recently"]["value"] == 1, findings["sold_out_recently"]
+    assert findings["probe_server_errors"]["value"] == 0.0  # 400s are refusals, not failures
+    assert code == 0 and runbook["status"] == "OK", runbook
+    assert runbook["verdict"].startswith(
+        f"sell-out: 1 schedule(s) with every seat held or confirmed ({sold})"
+    )
+    assert "business, not an outage" in runbook["verdict"]
+
+
+class _SeatLockCrowd:
+    """``users`` threads doing the service's seat-lock algorithm on ``seats`` keys: SET NX PX, and on a miss
+    retry every 50 ms; a winner holds the lock 100 ms (its reservation), then releases it and goes again."""
+
+    def __init__(self, client: redis.Redis, users: int, seats: list[str]) -> None:
+        import threading
+
+        self.stop = threading.Event()
+        self.acquired = 0
+
+        def user(n: int) -> None:
+            seat = seats[n % len(seats)]
+            while not self.stop.is_set():
+                if client.set(f"lock:seat:{seat}", f"owner-{n}", nx=True, px=5000):
+                    self.acquired += 1
+                    self.stop.wait(0.1)
+                    client.delete(f"lock:seat:{seat}")
+                else:
+                    self.stop.wait(0.05)
+
+        self.threads = [threading.Thread(target=user, args=(n,), daemon=True) for n in range(users)]
+        for thread in self.threads:
+            thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(10)
+
+
+def test_a1_seat_lock_contention_is_seen_in_redis_and_its_seats_named(
+    cli: CliRunner, step10: dict[str, str]
+) -> None:
+    pool = redis.BlockingConnectionPool(host=HOST, port=REDIS_PORT, db=7, max_connections=210, timeout=10)
+    client = redis.Redis(connection_pool=pool)
+    seats = [str(uuid.uuid4()) for _ in range(3)]
+    _code, quiet = _json(cli, step10, "check", "A-1")
+    crowd = _SeatLockCrowd(client, 200, seats)
+    try:
+        _code, contended = _json(cli, step10, "check", "A-1")
+    finally:
+        crowd.close()
+        client.delete(*[f"lock:seat:{seat}" for seat in seats])
+        pool.disconnect()
+    (runbook,) = quiet["runbooks"]
+    waiters = next(f for f in runbook["findings"] if f["signal"] == "lock_waiters")
+    assert waiters["status"] == "OK" and runbook["status"] == "OK", (
+        runbook
+    )  # judged by Redis alone: no backends
+    (runbook,) = contended["runbooks"]
+    waiters = next(f for f in runbook["findings"] if f["signal"] == "lock_waiters")
+    assert crowd.acquired > 0
+    assert waiters["status"] in ("WARNING", "CRITICAL") and runbook["status"] != "OK", runbook
+    assert runbook["verdict"].startswith("seat-lock contention: about "), runbook["verdict"]
+    assert any(f"lock:seat:{seat}" in runbook["verdict"] for seat in seats), runbook["verdict"]

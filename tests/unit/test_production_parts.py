@@ -126,3 +126,19 @@ def test_privileges_that_could_not_be_read_make_the_signal_unknown_not_measured(
     assert observed.value is None and observed.error is not None
     assert "privileges could not be read" in observed.error
     source.close()
+
+
+def test_doctor_tells_a_backend_that_is_down_from_a_name_that_does_not_resolve() -> None:
+    import socket
+
+    from concertops.sources.health import _probe_path, _run
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    try:
+        down = _run("backend", f"http://127.0.0.1:{closed.getsockname()[1]}", _probe_path("/api/x"))
+    finally:
+        closed.close()
+    assert not down.ok and down.fix.startswith("nothing listens there: the service is down"), down
+    unresolved = _run("backend", "http://no-such-host.invalid", _probe_path("/api/x"))
+    assert not unresolved.ok and unresolved.fix.startswith("the host name does not resolve"), unresolved

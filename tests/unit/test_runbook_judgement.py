@@ -131,9 +131,11 @@ def test_an_unknown_verdict_names_what_failed_and_counts_what_this_service_canno
     rb = get("A-1")
     observed = _on_step10(rb)
     observed["probe_p95"] = Observation("probe_p95", "http", "GET /", error="no backend_urls configured")
+    observed["lock_waiters"] = Observation("lock_waiters", "redis", "SET", error="connection refused")
     judged = rb.judge(observed)
     assert judged.status is Status.UNKNOWN
     assert judged.verdict.startswith("could not be judged: probe_p95 not measured: no backend_urls")
+    assert "lock_waiters not measured: connection refused" in judged.verdict
     assert judged.verdict.endswith("(and 3 not available on this service)"), judged.verdict
 
 
@@ -144,3 +146,41 @@ def test_a2_every_backend_down_is_an_outage_and_some_down_a_warning() -> None:
     assert down.verdict.startswith("service unreachable on every backend")
     some = rb.judge(observe(rb, probe_backends_down=0.5))
     assert some.status is Status.WARNING and "some backends refuse every connection" in some.verdict
+
+
+def test_a2_names_a_sell_out_seen_in_the_data_where_no_metric_counts_refusals() -> None:
+    rb = get("A-2")
+    observations = observe(rb)
+    observations["sold_out_recently"] = Observation(
+        "sold_out_recently",
+        "sql",
+        "…",
+        value=2.0,
+        rows=(("sched-a", 50), ("sched-b", 50)),
+        columns=("s", "n"),
+    )
+    judged = rb.judge(observations)
+    assert judged.status is Status.OK  # a sell-out is business: shown, never a status
+    assert judged.verdict.startswith(
+        "sell-out: 2 schedule(s) with every seat held or confirmed (sched-a, sched-b)"
+    )
+    failing = rb.judge(
+        {**observations, **observe(rb, probe_server_errors=0.5)}
+        | {"sold_out_recently": observations["sold_out_recently"]}
+    )
+    assert failing.status is Status.CRITICAL and "real incident" in failing.verdict
+
+
+def test_a1_names_the_seats_fought_over_where_only_redis_sees_the_lock() -> None:
+    rb = get("A-1")
+    observed = _on_step10(rb)
+    observed["probe_p95"] = Observation("probe_p95", "http", "GET /", value=0.05)
+    observed["lock_waiters"] = Observation("lock_waiters", "redis", "SET", value=180.0)
+    observed["seat_locks_held"] = Observation(
+        "seat_locks_held", "redis", "SCAN", value=3.0, rows=(("lock:seat:a", 4000), ("lock:seat:b", 4500))
+    )
+    judged = rb.judge(observed)
+    assert judged.status is Status.CRITICAL
+    assert judged.verdict.startswith("seat-lock contention: about 180 requests retrying the seat locks on ")
+    assert "lock:seat:a, lock:seat:b" in judged.verdict
+    assert [s.id for s in judged.plan][:2] == ["fewer-active-tokens", "fail-fast-lock"]
