@@ -133,7 +133,7 @@ def run_report(
             if not exit_status:
                 raise typer.Exit(0)  # written: the file carries the statuses
         else:
-            from concertops.cli import console
+            import sys
 
-            console.out().file.write(text)
+            sys.stdout.write(text)  # a machine format: no console (rich) to build for it
     raise typer.Exit(report.exit_code)

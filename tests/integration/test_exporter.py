@@ -113,12 +113,15 @@ def test_the_alert_fires_triage_names_the_runbook_and_apply_resolves_it(
 ) -> None:
     exporter = Exporter(production, "--register-devstack")
     try:
+        # Each source has its own loop, so each is served after its own first cycle (Redis's reads its
+        # command statistics a second apart first).
         series = _until(
-            "the overdue holds are served",
+            "the overdue holds and the queue are served",
             lambda: (
                 (s := _series(exporter.url)).get(
                     'concertops_signal_value{runbook="B-2",signal="overdue_holds"}'
                 )
+                and "queue_waiting_tokens" in s
                 and s
             ),
             20,

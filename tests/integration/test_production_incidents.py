@@ -64,6 +64,52 @@ def _in_a_transaction(database: str, user: str) -> pymysql.Connection:
     return conn
 
 
+class _PoolBoundService:
+    """The service's GET as its pool makes it: each request waits for the row the stuck transactions hold
+    (as a request waits for a pooled connection), and answers once it is free."""
+
+    def __init__(self, database: str, seat: str) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                conn = pymysql.connect(
+                    host=HOST, port=MARIADB_PORT, user="root", password="", database=database
+                )
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute("SET SESSION innodb_lock_wait_timeout = 40")
+                        cur.execute("SELECT seatId FROM seat WHERE seatId = %s FOR UPDATE", (seat,))
+                    conn.rollback()
+                finally:
+                    conn.close()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"dates": []}')
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://{HOST}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _holding(database: str, user: str, seat: str) -> pymysql.Connection:
+    """A stuck payment: its transaction locked the seat's row, then went to sleep waiting for the pool."""
+    conn = _in_a_transaction(database, user)
+    with conn.cursor() as cur:
+        cur.execute("SELECT seatId FROM seat WHERE seatId = %s FOR UPDATE", (seat,))
+    return conn
+
+
 def _alive(conn: pymysql.Connection) -> bool:
     try:
         conn.ping(reconnect=False)
@@ -83,7 +129,10 @@ def test_b3_a_pool_held_inside_open_transactions_is_critical_and_apply_kills_exa
 ) -> None:
     database, app, other = users
     assert cli("state", "init", env=step10).returncode == 0
-    held = [_in_a_transaction(database, app) for _ in range(POOL_SIZE)]
+    seat = _schedule(step10["CONCERTOPS_DATABASE_URL"], [None])[1][0]
+    service = _PoolBoundService(database, seat)
+    step10 = {**step10, "CONCERTOPS_BACKEND_URLS": service.url}
+    held = [_holding(database, app, seat)] + [_in_a_transaction(database, app) for _ in range(POOL_SIZE - 1)]
     outsider = _in_a_transaction(database, other)  # another user's: never touched
     try:
         time.sleep(11)  # asleep inside the transaction for over 10 s (the processlist counts whole seconds)
@@ -96,6 +145,7 @@ def test_b3_a_pool_held_inside_open_transactions_is_critical_and_apply_kills_exa
         assert runbook["verdict"].startswith("the service's pool is held by connections asleep inside open")
         # The server-wide share is far from max_connections: it alone read this incident as OK.
         assert findings["connection_share"]["status"] == "OK", findings["connection_share"]
+        assert findings["probe_p95"]["value"] >= 1.0, findings["probe_p95"]  # the service hangs meanwhile
 
         _code, dry = _json(cli, step10, "b3", "--dry-run", "--app-user", app, "--max-kills", "4")
         (kill,) = [s for s in dry["steps"] if s["id"] == "kill-idle"]
@@ -110,6 +160,9 @@ def test_b3_a_pool_held_inside_open_transactions_is_critical_and_apply_kills_exa
         assert not any(_alive(c) for c in held)
         assert _alive(outsider)
         assert code == 0, json.dumps(done.get("after"), indent=1)
+        # The verification saw the service answer again once the pool was free.
+        probe = next(f for f in done["after"]["findings"] if f["signal"] == "probe_p95")
+        assert probe["value"] < 1.0, probe
         _code, after = _json(cli, step10, "check", "B-3")
         pool = next(f for f in after["runbooks"][0]["findings"] if f["signal"] == "pool_held_in_transaction")
         assert pool["status"] == "OK" and pool["value"] < 0.5, pool
@@ -117,6 +170,7 @@ def test_b3_a_pool_held_inside_open_transactions_is_critical_and_apply_kills_exa
         for conn in [*held, outsider]:
             if _alive(conn):
                 conn.close()
+        service.close()
 
 
 class _Refusing:
@@ -145,15 +199,17 @@ class _Refusing:
         self.server.server_close()
 
 
-def _schedule(url: str, statuses: list[str | None]) -> str:
-    """A schedule with one seat per entry, each named by a reservation of that status (None: free)."""
+def _schedule(url: str, statuses: list[str | None]) -> tuple[str, list[str]]:
+    """A schedule with one seat per entry, each named by a reservation of that status (None: free): the
+    schedule and its seats."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
-    schedule = str(uuid.uuid4())
+    schedule, seats = str(uuid.uuid4()), []
     with engine.begin() as conn:
         for number, status in enumerate(statuses, 1):
             seat = str(uuid.uuid4())
+            seats.append(seat)
             conn.execute(
                 sa.text("INSERT INTO seat (seatId, scheduleId, seatNo) VALUES (:s, :sc, :n)"),
                 {"s": seat, "sc": schedule, "n": number},
@@ -167,14 +223,14 @@ def _schedule(url: str, statuses: list[str | None]) -> str:
                     {"r": str(uuid.uuid4()), "u": str(uuid.uuid4()), "s": seat, "st": status},
                 )
     engine.dispose()
-    return schedule
+    return schedule, seats
 
 
 def test_a2_names_a_sell_out_from_the_reservations_while_the_service_answers_400(
     cli: CliRunner, step10: dict[str, str]
 ) -> None:
     url = step10["CONCERTOPS_DATABASE_URL"]
-    sold = _schedule(url, ["CONFIRMED", "CONFIRMED", "CONFIRMED", "HELD", "HELD"])
+    sold, _seats = _schedule(url, ["CONFIRMED", "CONFIRMED", "CONFIRMED", "HELD", "HELD"])
     _schedule(url, ["CONFIRMED", "EXPIRED", None])  # a seat still free: not sold out
     service = _Refusing(400)
     try:
