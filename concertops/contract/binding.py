@@ -43,6 +43,8 @@ def bind(signal: Signal, shape: ServiceMap) -> Signal | str:
         if signal.kind == "http":
             return _http(signal, shape)
         if signal.kind == "sql":
+            if signal.without_metrics and shape.metrics:
+                raise Unavailable(signal.without_metrics)
             _possible(signal, shape)
             return replace(
                 signal,

@@ -143,6 +143,9 @@ class Signal:
     # unpublished: the window looked at, and its newest part left out (publishes still retrying)
     window_s: int = 0
     settle_s: int = 0
+    # Measured only on a service that exports no metrics (where its metrics answer the same question
+    # better): on one that does, "not available" with this reason.
+    without_metrics: str = ""
     # http: the map's probe (logical name, bound to its path), its samples and per-request timeout
     probe: str = ""
     path: str = ""
@@ -231,6 +234,7 @@ def parse_signal(raw: Any, where: str) -> Signal:
         common["sqlite_query"] = str(raw.get("sqlite_query", ""))
         common["sqlite_detail"] = str(raw.get("sqlite_detail", ""))
         common["mysql_only"] = str(raw.get("mysql_only", ""))
+        common["without_metrics"] = str(raw.get("without_metrics", ""))
         privileges = raw.get("privileges") or []
         if not isinstance(privileges, list) or not all(isinstance(p, str) for p in privileges):
             raise RunbookPageError(f"{where}: privileges must be a list of names, e.g. [PROCESS]")

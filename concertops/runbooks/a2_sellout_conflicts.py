@@ -17,7 +17,7 @@ def verdict(firing: Seen) -> str | None:
     if firing("conflict_share") or firing("conflict_rate"):
         return "business sell-out, not an incident: 409s are refusals and 5xx stays under 1%"
     sold = firing.value("sold_out_recently")
-    if sold:
+    if sold and firing("sold_out_recently"):
         named = ", ".join(str(row[0]) for row in firing.rows("sold_out_recently")[:3])
         more = f" and {int(sold) - 3} more" if sold > 3 else ""
         return (
