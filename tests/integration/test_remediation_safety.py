@@ -217,7 +217,7 @@ def test_a_lock_row_whose_holder_is_gone_is_cleaned_by_the_next_run_of_any_runbo
 def test_b1_and_b4_share_the_republish_lock(booking: Backend) -> None:
     """A B-1 run holding the re-publish: B-4, asked to re-publish too, is refused (exit 3) instead of
     racing it into a duplicate-key failure."""
-    booking.unnotified_payments(3)
+    left = booking.unnotified_payments(3)
     holder = pymysql.connect(host=HOST, port=MARIADB_PORT, user="root", database=booking.engine.url.database)
     with holder.cursor() as cur:
         cur.execute("SELECT GET_LOCK('concertops:republish-payments', 0)")
@@ -226,6 +226,7 @@ def test_b1_and_b4_share_the_republish_lock(booking: Backend) -> None:
         out, err = proc.communicate(timeout=120)
     finally:
         holder.close()
+        booking.forget_payments(left)
     assert proc.returncode == 3, (out, err)
     assert "republish-payments" in err, err
 
@@ -446,7 +447,7 @@ def test_since_after_until_is_refused_before_anything_is_probed(cli: CliRunner, 
 
 def test_republish_that_cannot_read_the_topic_fails(booking: Backend, broker: Broker) -> None:
     """With the broker down, re-publish cannot tell what is missing: it fails, and says so (before: "ok")."""
-    booking.unnotified_payments(3)
+    left = booking.unnotified_payments(3)
     engine = open_engine(str(booking.profile.database_url))
     broker.stop()
     try:
@@ -454,6 +455,7 @@ def test_republish_that_cannot_read_the_topic_fails(booking: Backend, broker: Br
     finally:
         broker.start()
         engine.dispose()
+        booking.forget_payments(left)
     assert outcome.result == "failed", outcome.detail
     assert "nothing published" in outcome.detail
 
