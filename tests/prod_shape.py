@@ -57,6 +57,15 @@ def create_database() -> tuple[str, str]:
     return name, f"mysql+pymysql://root@{HOST}:{MARIADB_PORT}/{name}"
 
 
+def alive(conn: pymysql.Connection) -> bool:
+    """Whether a MySQL connection is still open (not killed), without reconnecting it."""
+    try:
+        conn.ping(reconnect=False)
+    except pymysql.err.Error:
+        return False
+    return True
+
+
 def drop_database(name: str) -> None:
     admin = pymysql.connect(host=HOST, port=MARIADB_PORT, user="root", password="", autocommit=True)
     with admin.cursor() as cur:

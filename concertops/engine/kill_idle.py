@@ -86,12 +86,12 @@ class KillIdle:
         max_connections, so all of them are read: the plan says how many one run leaves)."""
         spare = spare | (lock_holders(conn) or set())
         params = {"idle": idle, "user": user, "mark": CONNECTION_MARK}
-        for query in _VICTIMS:
-            try:
-                rows = conn.execute(query, params).all()
-                break
-            except sa.exc.DBAPIError:  # no PROCESS privilege for InnoDB's transactions: by idle time
-                conn.rollback()
+        in_transaction_first, by_idle_time = _VICTIMS
+        try:
+            rows = conn.execute(in_transaction_first, params).all()
+        except sa.exc.DBAPIError:  # no PROCESS privilege for InnoDB's transactions: by idle time
+            conn.rollback()
+            rows = conn.execute(by_idle_time, params).all()
         found = [
             (int(r.id), r.user, r.host, r.db or "", int(r.time), bool(r.in_trx))
             for r in rows

@@ -5,16 +5,16 @@ its reservations (A-2), and its seat locks fought over in Redis (A-1)."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
 import redis
 from cli_runner import CliRunner
-from prod_shape import create_database, create_topics_and_groups, drop_database
+from harness import wait_for
+from prod_shape import alive, create_database, create_topics_and_groups, drop_database
 
 from concertops.devstack.components import HOST, MARIADB_PORT, REDIS_PORT
 
@@ -64,30 +64,21 @@ def _in_a_transaction(database: str, user: str) -> pymysql.Connection:
     return conn
 
 
-class _PoolBoundService:
-    """The service's GET as its pool makes it: each request waits for the row the stuck transactions hold
-    (as a request waits for a pooled connection), and answers once it is free."""
+class _Api:
+    """The service's HTTP API as a probe sees it: every GET answers ``status``, after ``first()`` returns
+    (what the request waits for inside the service)."""
 
-    def __init__(self, database: str, seat: str) -> None:
+    def __init__(self, status: int, body: bytes, first: Callable[[], None] = lambda: None) -> None:
         import http.server
         import threading
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                conn = pymysql.connect(
-                    host=HOST, port=MARIADB_PORT, user="root", password="", database=database
-                )
-                try:
-                    with conn.cursor() as cur:
-                        cur.execute("SET SESSION innodb_lock_wait_timeout = 40")
-                        cur.execute("SELECT seatId FROM seat WHERE seatId = %s FOR UPDATE", (seat,))
-                    conn.rollback()
-                finally:
-                    conn.close()
-                self.send_response(200)
+                first()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
-                self.wfile.write(b'{"dates": []}')
+                self.wfile.write(body)
 
             def log_message(self, *_args: object) -> None:
                 pass
@@ -102,20 +93,52 @@ class _PoolBoundService:
         self.server.server_close()
 
 
+def _waits_for_row(database: str, seat: str) -> Callable[[], None]:
+    """A request as the stuck pool makes it: it waits for the seat's row the stuck transaction holds (as a
+    request waits for a pooled connection), and goes on once it is free."""
+
+    def wait() -> None:
+        conn = pymysql.connect(host=HOST, port=MARIADB_PORT, user="root", password="", database=database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION innodb_lock_wait_timeout = 40")
+                cur.execute("SELECT seatId FROM seat WHERE seatId = %s FOR UPDATE", (seat,))
+            conn.rollback()
+        finally:
+            conn.close()
+
+    return wait
+
+
+def _asleep_over(conns: list[pymysql.Connection], seconds: int) -> None:
+    """Until the server's processlist shows every one of ``conns`` asleep for over ``seconds`` (its own
+    clock, whole seconds)."""
+    ids = [c.thread_id() for c in conns]
+    admin = pymysql.connect(host=HOST, port=MARIADB_PORT, user="root", password="", autocommit=True)
+    query = (
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+        " WHERE command = 'Sleep' AND time > %s AND id IN %s"
+    )
+
+    def asleep() -> bool:
+        with admin.cursor() as cur:
+            cur.execute(query, (seconds, ids))
+            return bool(cur.fetchone()[0] == len(ids))
+
+    try:
+        wait_for(
+            asleep, timeout=seconds + 60, interval=0.5, what=f"{len(ids)} connections asleep over {seconds} s"
+        )
+    finally:
+        admin.close()
+
+
 def _holding(database: str, user: str, seat: str) -> pymysql.Connection:
     """A stuck payment: its transaction locked the seat's row, then went to sleep waiting for the pool."""
     conn = _in_a_transaction(database, user)
     with conn.cursor() as cur:
         cur.execute("SELECT seatId FROM seat WHERE seatId = %s FOR UPDATE", (seat,))
     return conn
-
-
-def _alive(conn: pymysql.Connection) -> bool:
-    try:
-        conn.ping(reconnect=False)
-    except pymysql.err.Error:
-        return False
-    return True
 
 
 def _json(cli: CliRunner, environment: dict[str, str], *args: str) -> tuple[int, dict]:
@@ -130,12 +153,12 @@ def test_b3_a_pool_held_inside_open_transactions_is_critical_and_apply_kills_exa
     database, app, other = users
     assert cli("state", "init", env=step10).returncode == 0
     seat = _schedule(step10["CONCERTOPS_DATABASE_URL"], [None])[1][0]
-    service = _PoolBoundService(database, seat)
+    service = _Api(200, b'{"dates": []}', _waits_for_row(database, seat))
     step10 = {**step10, "CONCERTOPS_BACKEND_URLS": service.url}
     held = [_holding(database, app, seat)] + [_in_a_transaction(database, app) for _ in range(POOL_SIZE - 1)]
     outsider = _in_a_transaction(database, other)  # another user's: never touched
     try:
-        time.sleep(11)  # asleep inside the transaction for over 10 s (the processlist counts whole seconds)
+        _asleep_over([*held, outsider], 10)  # inside the transaction, as the signal and the kill count
         code, checked = _json(cli, step10, "check", "B-3")
         (runbook,) = checked["runbooks"]
         findings = {f["signal"]: f for f in runbook["findings"]}
@@ -151,14 +174,14 @@ def test_b3_a_pool_held_inside_open_transactions_is_critical_and_apply_kills_exa
         (kill,) = [s for s in dry["steps"] if s["id"] == "kill-idle"]
         assert "kill 4 of 10 connection(s)" in kill["intent"], kill
         assert "rolls back" in kill["intent"] and "run again or raise --max-kills" in kill["intent"], kill
-        assert all(_alive(c) for c in held)  # dry: nobody killed
-        time.sleep(11)  # the pings woke them: asleep again for over 10 s
+        assert all(alive(c) for c in held)  # dry: nobody killed
+        _asleep_over(held, 10)  # the pings woke them: asleep again for over 10 s
 
         code, done = _json(cli, step10, "b3", "--apply", "--yes", "--app-user", app)
         (kill,) = [s for s in done["steps"] if s["id"] == "kill-idle"]
         assert kill["affected"] == POOL_SIZE, kill
-        assert not any(_alive(c) for c in held)
-        assert _alive(outsider)
+        assert not any(alive(c) for c in held)
+        assert alive(outsider)
         assert code == 0, json.dumps(done.get("after"), indent=1)
         # The verification saw the service answer again once the pool was free.
         probe = next(f for f in done["after"]["findings"] if f["signal"] == "probe_p95")
@@ -168,35 +191,9 @@ def test_b3_a_pool_held_inside_open_transactions_is_critical_and_apply_kills_exa
         assert pool["status"] == "OK" and pool["value"] < 0.5, pool
     finally:
         for conn in [*held, outsider]:
-            if _alive(conn):
+            if alive(conn):
                 conn.close()
         service.close()
-
-
-class _Refusing:
-    """The service's API refusing every request with ``status`` (a taken seat answers 400 there)."""
-
-    def __init__(self, status: int) -> None:
-        import http.server
-        import threading
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"message": "seat already taken"}')
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
-        self.url = f"http://{HOST}:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _schedule(url: str, statuses: list[str | None]) -> tuple[str, list[str]]:
@@ -232,7 +229,7 @@ def test_a2_names_a_sell_out_from_the_reservations_while_the_service_answers_400
     url = step10["CONCERTOPS_DATABASE_URL"]
     sold, _seats = _schedule(url, ["CONFIRMED", "CONFIRMED", "CONFIRMED", "HELD", "HELD"])
     _schedule(url, ["CONFIRMED", "EXPIRED", None])  # a seat still free: not sold out
-    service = _Refusing(400)
+    service = _Api(400, b'{"message": "seat already taken"}')  # a taken seat, as production answers it
     try:
         environment = {**step10, "CONCERTOPS_BACKEND_URLS": service.url}
         code, checked = _json(cli, environment, "check", "A-2")

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from checking import check, consistent, env, finding, wait_counter_scraped
 from cli_runner import CONCERTOPS, CliRunner, interruptible
 from harness import BOOTSTRAP, Backend, Broker, wait_for
+from prod_shape import alive
 
 from concertops.devstack.components import HOST, MARIADB_PORT
 
@@ -346,27 +347,19 @@ def test_b3_kills_only_the_apps_idle_connections(cli: CliRunner, booking: Backen
 
     code, dry = apply(cli, booking, "b3", "--dry-run", "--max-kills", "200")
     assert step(dry, "kill-idle")["affected"] >= len(idle)
-    assert all(_alive(c) for c in idle)  # dry: nobody killed
+    assert all(alive(c) for c in idle)  # dry: nobody killed
     time.sleep(11)  # the pings woke them: asleep again for over 10 s
 
     code, done = apply(cli, booking, "b3", "--apply", "--yes", "--max-kills", "200")
     assert step(done, "kill-idle")["affected"] >= len(idle), done["steps"]
-    assert not any(_alive(c) for c in idle)
-    assert _alive(other)  # another user's idle connection
+    assert not any(alive(c) for c in idle)
+    assert alive(other)  # another user's idle connection
     busy_thread.join()
-    assert _alive(busy)  # the busy query was not idle
+    assert alive(busy)  # the busy query was not idle
     assert code == 0, json.dumps(done["after"], indent=1)
     for conn in (other, busy):
         conn.close()
     assert booking.scalar("SELECT 1") == 1  # the harness's pool reconnects
-
-
-def _alive(conn: pymysql.Connection) -> bool:
-    try:
-        conn.ping(reconnect=False)
-    except pymysql.err.Error:
-        return False
-    return True
 
 
 def test_b4_dropped_events_rebuilt_and_delivered_once(
