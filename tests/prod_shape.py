@@ -92,9 +92,10 @@ def create_topics_and_groups(bootstrap: str) -> None:
         consumer.close()
 
 
-def seed_holds(url: str, overdue: int = 40, not_due: int = 5) -> None:
+def seed_holds(url: str, overdue: int = 40, not_due: int = 5, zone_offset_s: int = 0) -> None:
     """``overdue`` holds 10 minutes past their expiry and ``not_due`` due in 3, on seats of production's
-    shape (UUID keys), written in UTC as the deployment's Node process does."""
+    shape (UUID keys). The service writes heldAt/expiresAt in its process's zone (UTC, as the deployment
+    runs, unless ``zone_offset_s``); the database writes createdAt in its own (UTC), at the hold's instant."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
@@ -109,11 +110,14 @@ def seed_holds(url: str, overdue: int = 40, not_due: int = 5) -> None:
             minutes = -10 if i < overdue else 3
             conn.execute(
                 sa.text(
-                    "INSERT INTO reservation (reservationId, userId, seatId, status, heldAt, expiresAt)"
-                    " VALUES (:r, :u, :s, 'HELD', UTC_TIMESTAMP() - INTERVAL 5 MINUTE + INTERVAL :m MINUTE,"
-                    " UTC_TIMESTAMP() + INTERVAL :m MINUTE)"
+                    "INSERT INTO reservation"
+                    " (reservationId, userId, seatId, status, heldAt, expiresAt, createdAt) VALUES"
+                    " (:r, :u, :s, 'HELD',"
+                    " UTC_TIMESTAMP() - INTERVAL 5 MINUTE + INTERVAL :m MINUTE + INTERVAL :z SECOND,"
+                    " UTC_TIMESTAMP() + INTERVAL :m MINUTE + INTERVAL :z SECOND,"
+                    " UTC_TIMESTAMP(6) - INTERVAL 5 MINUTE + INTERVAL :m MINUTE)"
                 ),
-                {"r": str(uuid.uuid4()), "u": str(uuid.uuid4()), "s": seat, "m": minutes},
+                {"r": str(uuid.uuid4()), "u": str(uuid.uuid4()), "s": seat, "m": minutes, "z": zone_offset_s},
             )
     engine.dispose()
 
@@ -173,17 +177,20 @@ def seed_payments(
             payment, reservation, user, seat = (str(uuid.uuid4()) for _ in range(4))
             conn.execute(
                 sa.text(
-                    "INSERT INTO reservation (reservationId, userId, seatId, status, heldAt, expiresAt)"
-                    " VALUES (:r, :u, :s, 'CONFIRMED', UTC_TIMESTAMP() - INTERVAL 12 MINUTE,"
-                    " UTC_TIMESTAMP() - INTERVAL 7 MINUTE)"
+                    "INSERT INTO reservation"
+                    " (reservationId, userId, seatId, status, heldAt, expiresAt, createdAt) VALUES"
+                    " (:r, :u, :s, 'CONFIRMED', UTC_TIMESTAMP() - INTERVAL 12 MINUTE,"
+                    " UTC_TIMESTAMP() - INTERVAL 7 MINUTE, UTC_TIMESTAMP(6) - INTERVAL 12 MINUTE)"
                 ),
                 {"r": reservation, "u": user, "s": seat},
             )
             conn.execute(
                 sa.text(
-                    "INSERT INTO payment (paymentId, reservationId, userId, amount, status, paidAt)"
+                    "INSERT INTO payment"
+                    " (paymentId, reservationId, userId, amount, status, paidAt, createdAt)"
                     " VALUES (:p, :r, :u, 50000, 'SUCCESS',"
-                    " UTC_TIMESTAMP() - INTERVAL 10 MINUTE + INTERVAL :i SECOND)"
+                    " UTC_TIMESTAMP() - INTERVAL 10 MINUTE + INTERVAL :i SECOND,"
+                    " UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE + INTERVAL :i SECOND)"
                 ),
                 {"p": payment, "r": reservation, "u": user, "i": i},
             )

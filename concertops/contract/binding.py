@@ -2,7 +2,8 @@
 
 Pages write SQL against logical names: ``{reservation}`` is the reservation table,
 ``{reservation.expires_at}`` its column, ``{reservation.key}`` its primary key, ``{now}`` the current time
-in the zone the service writes its datetimes in, ``{deploy.db_pool_size}`` a deploy constant's value (a
+in the zone the service writes its datetimes in (left for the source to fill at the query's instant, in the
+zone the data shows: concertops.sources.clock), ``{deploy.db_pool_size}`` a deploy constant's value (a
 number), ``{seat_taken_by}`` the reservation statuses that take a seat (a quoted SQL list). A Kafka signal
 names a logical group and topic the same way (``group: "{expiry}"``). Text without braces is used as it
 is, so a page may still name the twin's objects directly.
@@ -34,6 +35,9 @@ def bind(signal: Signal, shape: ServiceMap) -> Signal | str:
             if not shape.metrics:
                 raise Unavailable("the service exports no metrics")
             return signal
+        if signal.above_constant:
+            ceiling = float(_constant(signal.above_constant, shape))
+            signal = replace(signal, warning=ceiling, title=f"{signal.title} ({ceiling:g})")
         if signal.kind == "queue":
             return _queue(signal, shape)
         if signal.kind == "redis":
@@ -48,6 +52,7 @@ def bind(signal: Signal, shape: ServiceMap) -> Signal | str:
             _possible(signal, shape)
             return replace(
                 signal,
+                zoned=zoned_table(signal.query, shape),
                 query=render(signal.query, shape, "mysql"),
                 detail=render(signal.detail, shape, "mysql"),
                 sqlite_query=render(signal.sqlite_query, shape, "sqlite"),
@@ -75,7 +80,7 @@ def render(text: str, shape: ServiceMap, dialect: str) -> str:
 
 def _name(logical: str, part: str | None, shape: ServiceMap, dialect: str) -> str:
     if logical == "now" and part is None:
-        return now_expression(shape.zone, dialect)
+        return NOW  # filled by the source at the query's instant (concertops.sources.clock)
     if logical == "deploy" and part is not None:
         return _constant(part, shape)
     if logical == "seat_taken_by" and part is None:
@@ -105,14 +110,17 @@ def _constant(name: str, shape: ServiceMap) -> str:
     return repr(value)
 
 
-def now_expression(zone: str, dialect: str) -> str:
-    """The current time as the service writes it: UTC, or shifted to its zone (``+09:00``)."""
-    if dialect == "sqlite":
-        if zone == "UTC":
-            return "datetime('now')"
-        sign, hours, minutes = zone[0], zone[1:3], zone[4:6]
-        return f"datetime('now', '{sign}{int(hours)} hours', '{sign}{int(minutes)} minutes')"
-    return "UTC_TIMESTAMP()" if zone == "UTC" else f"CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', '{zone}')"
+NOW = "{now}"
+
+
+def zoned_table(query: str, shape: ServiceMap) -> str:
+    """The logical table whose clock decides a query's ``{now}`` (its first table named): "" without one."""
+    if NOW not in query:
+        return ""
+    for match in _PLACEHOLDER.finditer(query):
+        if match.group(1) in shape.tables:
+            return match.group(1)
+    return ""
 
 
 def _queue(signal: Signal, shape: ServiceMap) -> Signal:
@@ -134,7 +142,11 @@ def _queue(signal: Signal, shape: ServiceMap) -> Signal:
     else:
         mysql = sqlite = f"SELECT COUNT(*) {where}"
     return replace(
-        signal, kind="sql", query=render(mysql, shape, "mysql"), sqlite_query=render(sqlite, shape, "sqlite")
+        signal,
+        kind="sql",
+        query=render(mysql, shape, "mysql"),
+        sqlite_query=render(sqlite, shape, "sqlite"),
+        zoned=zoned_table(mysql, shape),
     )
 
 

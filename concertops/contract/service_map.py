@@ -20,13 +20,21 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from concertops.contract.zones import UnknownZone, zone_of
 from concertops.model.errors import ConfigError
 
 BUILT_IN = ("reference", "step10")
 DEFAULT = "reference"
 Identifier = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=249)]
-_ZONE = re.compile(r"^(UTC|[+-](0\d|1[0-4]):[0-5]\d)$")
+
+
+class Clock(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Two columns of one row: one the service writes in its zone, one the database writes itself
+    (``DEFAULT CURRENT_TIMESTAMP``). Their difference on new rows shows the service's zone."""
+
+    service: Identifier
+    database: Identifier
 
 
 class Table(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -35,6 +43,7 @@ class Table(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
     key_type: Literal["int", "uuid"]
     columns: dict[str, Identifier] = {}  # logical name -> the service's column
     unique: list[Identifier] = []  # logical columns with a unique key of their own (doctor checks them)
+    clock: Clock | None = None  # the zone's evidence (concertops.sources.clock)
 
     def column(self, logical: str) -> str | None:
         return self.columns.get(logical)
@@ -77,8 +86,16 @@ class Kafka(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
     envelope: Literal["flat", "step10"]
     topics: dict[str, Name]
     groups: dict[str, Group] = {}
+    # Partitions of a logical topic, for a topic concertops must create again (a broker that lost it).
+    partitions: dict[str, Annotated[int, msgspec.Meta(ge=1, le=10_000)]] = {}
+
+    def partitions_of(self, logical: str) -> int:
+        return self.partitions.get(logical, 1)
 
     def __post_init__(self) -> None:
+        for name in self.partitions:
+            if name not in self.topics:
+                raise ValueError(f"kafka.partitions.{name} is not one of kafka.topics: {sorted(self.topics)}")
         for name, group in self.groups.items():
             if group.topic not in self.topics:
                 known = sorted(self.topics)
@@ -137,8 +154,10 @@ class ServiceMap(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     source: str = ""  # where it was loaded from (set by the loader)
 
     def __post_init__(self) -> None:
-        if not _ZONE.match(self.zone):
-            raise ValueError(f"zone {self.zone!r}: write UTC or an offset like +09:00")
+        try:
+            zone_of(self.zone)
+        except UnknownZone as exc:
+            raise ValueError(str(exc)) from None
         if self.queue.store == "sql" and self.queue.table not in self.tables:
             raise ValueError(f"queue.table {self.queue.table!r} is not one of tables: {sorted(self.tables)}")
 

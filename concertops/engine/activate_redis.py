@@ -110,6 +110,13 @@ class RedisActivate:
         activated, skipped, active, ceiling = self._move(ctx, dry=True)
         expired = f"; {skipped} expired token(s) left to the service's clean-up" if skipped else ""
         if not activated:
+            if active > ceiling:
+                self.blocked = (
+                    f"activates none: {active} tokens are ACTIVE, more than max_active_tokens={ceiling}: the "
+                    "map's deploy constant is stale (a deploy raised it?), and nothing is activated on it; "
+                    "correct deploy_constants.max_active_tokens in the service map"
+                )
+                return self.blocked
             if active >= ceiling:
                 self.blocked = (
                     f"activates none: max_active_tokens={ceiling} (a deploy constant) is filled by {active} "

@@ -173,13 +173,13 @@ def source_opener(profile: Profile, shape: ServiceMap, source: str, timeout_s: f
 
             if not profile.database_url:
                 raise LookupError("no database_url configured")
-            return persistent(SqlSource(profile.database_url, timeout_s, connections=2))
+            return persistent(SqlSource(profile.database_url, timeout_s, connections=2, shape=shape))
         if source == "redis":
             from concertops.sources.redis_queue import RedisSource
 
             if not profile.redis_url:
                 raise LookupError("no redis_url configured")
-            return persistent(RedisSource(profile.redis_url, timeout_s))
+            return persistent(RedisSource(profile.redis_url, timeout_s, shape))
         if source == "http":
             from concertops.sources.http_probe import HttpProbeSource
 

@@ -20,21 +20,21 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from concertops.contract.binding import now_expression
 from concertops.contract.service_map import ServiceMap
+from concertops.contract.zones import now_sql
 from concertops.engine.actions import Context, Outcome, Progress
 from concertops.engine.force_expire import dry_run_outcome, expired_outcome
 from concertops.engine.interrupts import deferred
 from concertops.model.errors import UsageError
 from concertops.model.findings import Step
 from concertops.runbooks import actions as catalogue
+from concertops.sources.clock import ZoneReading, ZoneUnreadable, read_zone
 
 
 @dataclass(frozen=True)
 class Statements:
     """The step's SQL in the service's own names."""
 
-    now: str
     count: str
     bound: str  # the last of the next ``n`` HELD keys (only that row crosses the wire)
     last: str  # the last HELD key at all, when fewer than ``n`` are left
@@ -56,7 +56,6 @@ class Statements:
         overdue = f"{s} = 'HELD' AND {e} < :cutoff"
         held_after = f"{s} = 'HELD' AND (:after IS NULL OR {k} > :after)"
         return cls(
-            now=f"SELECT {now_expression(shape.zone, 'mysql')}",
             count=f"SELECT COUNT(*) FROM {t} WHERE {overdue}",
             bound=f"SELECT {k} FROM {t} WHERE {held_after} ORDER BY {k} LIMIT 1 OFFSET :skip",
             last=f"SELECT MAX({k}) FROM {t} WHERE {held_after}",
@@ -77,14 +76,17 @@ class MappedForceExpire:
         sql = Statements.of(ctx.shape)
         config: catalogue.ForceExpire = self.step.config
         with ctx.engine.connect() as conn:
-            cutoff = conn.execute(sa.text(sql.now)).scalar_one()
+            cutoff, zone = _cutoff(conn, ctx)
             self.total = int(conn.execute(sa.text(sql.count), {"cutoff": cutoff}).scalar_one())
+        clock = f"the service's clock at {zone.implied or ctx.shape.zone}"
+        if zone.note:
+            clock += f"; {zone.note}"
         if not self.total:
-            return f"no overdue HELD reservation (the service's clock, {ctx.shape.zone})"
+            return f"no overdue HELD reservation ({clock})"
         todo = min(self.total, config.max_rows)
         cap = f" (capped by --max-rows {config.max_rows})" if todo < self.total else ""
         return (
-            f"expire {todo} of {self.total} overdue holds in batches of {config.batch}{cap}; "
+            f"expire {todo} of {self.total} overdue holds in batches of {config.batch}{cap} ({clock}); "
             "no seat row to free on this service"
         )
 
@@ -92,7 +94,7 @@ class MappedForceExpire:
         sql = Statements.of(ctx.shape)
         config: catalogue.ForceExpire = self.step.config
         with ctx.engine.connect() as conn:
-            cutoff = conn.execute(sa.text(sql.now)).scalar_one()  # fixed for the run
+            cutoff, _zone = _cutoff(conn, ctx)  # fixed for the run
             overdue = int(conn.execute(sa.text(sql.count), {"cutoff": cutoff}).scalar_one())
         total = min(overdue, config.max_rows)
         if not total:
@@ -139,6 +141,17 @@ class MappedForceExpire:
             bar.close()
         self.longest_s, self.elapsed_s = longest, time.monotonic() - started
         return expired_outcome(done, self.elapsed_s, longest, "holds")
+
+
+def _cutoff(conn: sa.Connection, ctx: Context) -> tuple[Any, ZoneReading]:
+    """Now as the service writes it, in the zone its newest reservations show (or its map's, unchecked)."""
+    try:
+        zone = read_zone(conn, ctx.shape, "reservation")
+    except ZoneUnreadable as exc:
+        raise UsageError(
+            f"force-expire: {exc}: nothing expired", "fix the map's zone or tables.reservation.clock"
+        ) from None
+    return conn.execute(sa.text(f"SELECT {now_sql(zone.offset, 'mysql')}")).scalar_one(), zone
 
 
 def _expire_batch(conn: sa.Connection, sql: Statements, cutoff: Any, after: Any, n: int) -> tuple[int, Any]:

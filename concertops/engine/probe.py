@@ -67,7 +67,7 @@ def probe(
         else:
             unique[key] = bound
     sources: dict[str, str] = {}
-    adapters = _Adapters(profile, timeout_s, deadline)
+    adapters = _Adapters(profile, timeout_s, deadline, shape)
     metric_signals = [s for s in unique.values() if s.kind in METRIC_KINDS]
     futures: dict[Future[Observation], tuple[str, str]] = {}
     # What a source measured up to the deadline, for the sources whose measurement grows over time.
@@ -170,8 +170,8 @@ def _prometheus(profile: Profile, timeout_s: float, sources: dict[str, str]) -> 
 class _Adapters:
     """SQL, Redis and Kafka adapters, created on first use (their imports are not free)."""
 
-    def __init__(self, profile: Profile, timeout_s: float, deadline: float) -> None:
-        self.profile, self.timeout_s, self.deadline = profile, timeout_s, deadline
+    def __init__(self, profile: Profile, timeout_s: float, deadline: float, shape: Any) -> None:
+        self.profile, self.timeout_s, self.deadline, self.shape = profile, timeout_s, deadline, shape
         self._sql: Any = None
         self._kafka: Any = None
         self._redis: Any = None
@@ -184,7 +184,9 @@ class _Adapters:
 
             url = self.profile.database_url
             self._sql = (
-                SqlSource(url, self.timeout_s) if url else _Missing("sql", "no database_url configured")
+                SqlSource(url, self.timeout_s, shape=self.shape)
+                if url
+                else _Missing("sql", "no database_url configured")
             )
         return self._sql
 
@@ -194,7 +196,9 @@ class _Adapters:
 
             url = self.profile.redis_url
             self._redis = (
-                RedisSource(url, self.timeout_s) if url else _Missing("redis", "no redis_url configured")
+                RedisSource(url, self.timeout_s, self.shape)
+                if url
+                else _Missing("redis", "no redis_url configured")
             )
         return self._redis
 

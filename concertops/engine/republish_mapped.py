@@ -68,12 +68,21 @@ class EnvelopeRepublish:
             )
         return found
 
+    def _create_command(self, ctx: Context) -> str:
+        topic, partitions = topic_of(ctx.shape), ctx.shape.kafka.partitions_of("payment_completed")
+        return (
+            f"kafka-topics.sh --bootstrap-server {ctx.profile.kafka_bootstrap_servers} --create "
+            f"--topic {topic} --partitions {partitions} --replication-factor 1"
+        )
+
     def prepare(self, ctx: Context) -> str:
         found = self._reconcile(ctx)
         self.missing = len(found.missing)
         span = f"{self.start:%Y-%m-%d %H:%M:%S} → {self.end:%H:%M:%S} UTC"
         if not self.missing:
             return f"every one of {found.payments} SUCCESS payment(s) of {span} is on the topic"
+        contradicted = found.zone is not None and found.zone.contradicted
+        zone = f" (their times read at {found.zone.implied})" if found.zone and contradicted else ""
         limit = self.step.config.max_events
         if self.missing > limit:
             raise UsageError(
@@ -81,8 +90,18 @@ class EnvelopeRepublish:
                 f"--max-events {limit}",
                 "raise --max-events, or narrow --since/--until",
             )
+        assert found.read is not None
+        if found.read.absent:
+            partitions = ctx.shape.kafka.partitions_of("payment_completed")
+            first = (
+                f"create {found.read.topic} ({partitions} partition(s), the map's kafka.partitions), then"
+                if self.step.config.create_topic
+                else f"{found.read.topic} does not exist on the broker: rerun with --create-topic, or create "
+                f"it yourself ({self._create_command(ctx)}); then"
+            )
+            return f"{first} publish all {self.missing} SUCCESS payment(s) of {span}{zone}, oldest first"
         return (
-            f"publish {self.missing} of {found.payments} payment(s) of {span} missing from "
+            f"publish {self.missing} of {found.payments} payment(s) of {span}{zone} missing from "
             f"{topic_of(ctx.shape)}, in the service's envelope, keyed by userId, oldest first"
         )
 
@@ -92,11 +111,25 @@ class EnvelopeRepublish:
         topic = topic_of(ctx.shape)
         if not todo:
             return Outcome("ok", 0, f"nothing to publish: every payment of the window is on {topic}")
+        assert found.read is not None
+        absent = found.read.absent
+        if absent and not self.step.config.create_topic:
+            return Outcome(
+                "failed",
+                0,
+                f"{topic} does not exist on the broker: nothing published; rerun with --create-topic, or "
+                f"create it ({self._create_command(ctx)})",
+            )
+        partitions = ctx.shape.kafka.partitions_of("payment_completed")
         if ctx.dry_run:
+            if absent:
+                ctx.would(f"create {topic} ({partitions} partition(s))")
             for row in todo[:20]:
                 ctx.would(f"publish {topic} key={row['user']} paymentId={row['key']}")
             return Outcome("ok", len(todo), f"would publish {len(todo)} event(s) to {topic}")
         producer = Producer(ctx.profile.kafka_bootstrap_servers)
+        if absent:
+            producer.create_topic(topic, partitions)
         producer.check((topic,))
         sent = self._publish(ctx, producer, topic, todo)
         after = self._reconcile(ctx)
@@ -109,10 +142,11 @@ class EnvelopeRepublish:
             )
         if twice:
             return Outcome("failed", len(sent), f"published {len(sent)}; {twice} are on {topic} twice")
+        created = f"created {topic}; " if absent else ""
         return Outcome(
             "ok",
             len(sent),
-            f"published {len(sent)} event(s) to {topic}; read back: each once, none missing",
+            f"{created}published {len(sent)} event(s) to {topic}; read back: each once, none missing",
             changed=True,
         )
 

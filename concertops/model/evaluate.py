@@ -52,6 +52,8 @@ def _finding(
     evidence = status in (Status.WARNING, Status.CRITICAL) or (
         signal.warning is None and signal.critical is None
     )
+    if observed.note and status is not Status.NOT_APPLICABLE:
+        message = f"{message}; {observed.note}"
     return Finding(
         signal=signal.name,
         title=signal.title,
@@ -69,6 +71,7 @@ def _finding(
         critical=signal.critical,
         below=signal.below,
         decisive=signal.decisive,
+        note=observed.note,
     )
 
 

@@ -27,6 +27,8 @@ class Observation:
     # The value is a lower bound: the measurement was cut short before it ended (a request still waiting
     # for its answer at the deadline). Beyond a threshold it judges; short of one it decides nothing.
     at_least: bool = False
+    # What the reader must know with the value (the zone it was judged in, a topic the broker lacks).
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Finding:
     critical: float | None = None
     below: bool = False
     decisive: bool = False
+    note: str = ""  # the observation's note (also at the end of the message)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +67,7 @@ class Finding:
             "warning": self.warning,
             "critical": self.critical,
             "decisive": self.decisive,
+            "note": self.note,
         }
 
 

@@ -124,14 +124,20 @@ class Signal:
     sqlite_query: str = ""
     sqlite_detail: str = ""
     mysql_only: str = ""
+    # Why a NULL answer means nothing was measured (UNKNOWN with this reason); else NULL reads 0.
+    null_means: str = ""
     # Server privileges the query needs to see everything (PROCESS for the whole processlist): without
     # one, the server answers with a smaller number, not an error, so the signal reads UNKNOWN instead.
     privileges: tuple[str, ...] = ()
+    # The logical table whose clock pair decides the zone of the query's ``{now}`` (set by the binding).
+    zoned: str = ""
     # ``table.column``: on a service where that column is unique, what the signal counts cannot happen
     # (B-1's double payments where payment.reservation is unique): not available there, and not queried.
     impossible_if_unique: str = ""
     # queue (measure: one of QUEUE_MEASURES), redis (key, measure: one of REDIS_MEASURES)
     measure: str = ""
+    # A deploy constant (the map's) the value must not exceed: the binding makes it the warning threshold.
+    above_constant: str = ""
     key: str = ""
     retry_s: float = 0.0  # lock_waiters: how often one waiter retries (the map's lock_retry_ms)
     # kafka
@@ -218,8 +224,12 @@ def parse_signal(raw: Any, where: str) -> Signal:
         "main": bool(raw.get("main", False)),
         "decisive": bool(raw.get("decisive", False)),
     }
-    if common["warning"] is None and common["critical"] is None and not raw.get("info"):
-        raise RunbookPageError(f"{where}: give a warning or critical threshold (or info: true)")
+    common["above_constant"] = str(raw.get("above_constant", ""))
+    thresholds = common["warning"] is not None or common["critical"] is not None
+    if not thresholds and not raw.get("info") and not common["above_constant"]:
+        raise RunbookPageError(
+            f"{where}: give a warning or critical threshold (or above_constant, or info: true)"
+        )
     if kind in ("gauge", "rate", "quantile"):
         common["series"] = _series(raw, "gauge" if kind == "gauge" else "rate", where)
         if kind == "quantile":
@@ -235,6 +245,7 @@ def parse_signal(raw: Any, where: str) -> Signal:
         common["sqlite_detail"] = str(raw.get("sqlite_detail", ""))
         common["mysql_only"] = str(raw.get("mysql_only", ""))
         common["without_metrics"] = str(raw.get("without_metrics", ""))
+        common["null_means"] = str(raw.get("null_means", ""))
         privileges = raw.get("privileges") or []
         if not isinstance(privileges, list) or not all(isinstance(p, str) for p in privileges):
             raise RunbookPageError(f"{where}: privileges must be a list of names, e.g. [PROCESS]")

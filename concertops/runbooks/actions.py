@@ -109,6 +109,10 @@ class RepublishPayments:
     max_rate: int = limit("Events per second at most", option="--max-rate", min=1)
     since: datetime | None = optional("Window start, UTC (default: the page's window)", option="--since")
     until: datetime | None = optional("Window end, UTC (default: now)", option="--until")
+    create_topic: bool | None = optional(
+        "Create the topic when the broker has lost it (partitions: the map's kafka.partitions)",
+        option="--create-topic",
+    )
 
     def __post_init__(self) -> None:
         if self.since is not None and self.until is not None and self.since >= self.until:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from concertops.runbooks.verdicts import Firing
+from concertops.runbooks.verdicts import Seen, lost_topic
 
 
-def verdict(firing: Firing) -> str | None:
+def verdict(firing: Seen) -> str | None:
+    if lost := lost_topic(firing, "unpublished_payments"):
+        return lost
     if firing("double_payments"):
         return "reservations were paid twice: refund them, then stop the cause"
     if firing("payment_server_errors") and firing("producer_errors"):

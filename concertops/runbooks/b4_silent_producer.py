@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from concertops.runbooks.verdicts import Firing
+from concertops.runbooks.verdicts import Seen, lost_topic
 
 
-def verdict(firing: Firing) -> str | None:
+def verdict(firing: Seen) -> str | None:
+    if lost := lost_topic(firing, "unpublished_payments"):
+        return lost
     if firing("producer_connected") and firing("skip_policy"):
         return "the producer is disconnected and set to drop: events are being lost right now"
     if firing("skipped_events"):

@@ -3,6 +3,7 @@ service's own producers use (``contract.kafka``) and a delivery report for every
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,28 @@ class Producer:
                 f"topic(s) {', '.join(missing)} missing on {self.bootstrap}",
                 "create them (the service does on start) before re-publishing",
             )
+
+    def create_topic(self, topic: str, partitions: int, timeout_s: float = 10.0) -> None:
+        """Create ``topic`` (replication 1); one that exists by now (created meanwhile) is fine."""
+        from confluent_kafka import KafkaError
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        future = admin.create_topics([NewTopic(topic, partitions, 1)], request_timeout=timeout_s)[topic]
+        try:
+            future.result(timeout_s)
+        except Exception as exc:  # KafkaException
+            error = exc.args[0] if exc.args else None
+            if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise SourceUnreachable(
+                    f"creating {topic} on {self.bootstrap} failed: {error_line(exc)}", "create it yourself"
+                ) from None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:  # the metadata catches up with the creation
+            found = self.client.list_topics(timeout=timeout_s).topics.get(topic)
+            if found is not None and found.error is None and found.partitions:
+                return
+            time.sleep(0.1)
 
     def send(self, messages: list[Outgoing], timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
         """Produce all, wait for the delivery reports; each message's ``acked``/``error`` tells its fate."""

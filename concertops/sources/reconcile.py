@@ -3,7 +3,8 @@
 For a service with no outbox (its producer publishes after the commit, and B-1/B-4 lose the event), the
 payment table and the topic are the only two records: a payment is published when the topic holds a
 message about it (matched by the payment's key in the payload: the envelope's own event id is not unique).
-The window is in the service's zone (``paid_at`` is written in it); the newest ``settle`` seconds are left
+The window is in the zone the service's payment rows show (``paid_at`` is written in it:
+concertops.sources.clock); the newest ``settle`` seconds are left
 out (their publish may still be retrying). The topic is read by time from the window's start, less a
 margin for the service host's clock, to each partition's end, bounded in messages and seconds: a read that
 hit a bound decides nothing.
@@ -23,6 +24,7 @@ from concertops.contract.service_map import ServiceMap
 from concertops.model.findings import Observation
 from concertops.model.signals import Signal
 from concertops.redact import error_line
+from concertops.sources.clock import ZoneReading, read_zone
 from concertops.sources.topic_read import TopicRead, read_topic
 
 SOURCE = "kafka"
@@ -66,23 +68,26 @@ def database_utc_now(conn: sa.Connection) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
-def in_zone(moment: datetime, zone: str) -> datetime:
-    """A naive UTC time as the service writes it in its zone (``+09:00`` is nine hours ahead)."""
-    if zone == "UTC":
-        return moment
-    sign = -1 if zone[0] == "-" else 1
-    return moment + sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-
-
 @dataclass
 class Reconciliation:
     payments: int  # SUCCESS payments of the window
     missing: list[dict[str, Any]] = field(default_factory=list)  # in payment order
     read: TopicRead | None = None
+    zone: ZoneReading | None = None  # the zone the window's bounds were taken in
 
     @property
     def complete(self) -> bool:
         return self.read is not None and self.read.complete
+
+    @property
+    def lost_topic(self) -> str:
+        """Why the topic is absent, when the broker answered without it and payments of the window exist."""
+        if self.read is None or not self.read.absent or not self.payments:
+            return ""
+        return (
+            f"topic {self.read.topic} does not exist on the broker: lost by the broker, or the map names the "
+            "wrong topic (`concertops doctor`)"
+        )
 
 
 def topic_of(shape: ServiceMap) -> str:
@@ -104,9 +109,10 @@ def reconcile(
     """Which SUCCESS payments from ``start`` to ``end`` (naive UTC) are not on the topic."""
     sql = Statements.of(shape)
     topic = topic_of(shape)
-    bounds = {"start": in_zone(start, shape.zone), "end": in_zone(end, shape.zone)}
+    zone = read_zone(conn, shape, "payment", now=end)  # ZoneUnreadable: nothing decided
+    bounds = {"start": start + zone.offset, "end": end + zone.offset}
     rows = [dict(r._mapping) for r in conn.execute(sa.text(sql.payments), bounds)]
-    result = Reconciliation(len(rows))
+    result = Reconciliation(len(rows), zone=zone)
     # Message times are UTC whatever zone the service writes its rows in.
     result.read = read_topic(
         bootstrap,
@@ -115,6 +121,7 @@ def reconcile(
         max_messages=max_messages,
         max_seconds=max_seconds,
         identify=payment_of(shape.kafka.envelope),
+        absent_ok=True,  # the broker answered without it: every payment of the window is missing from it
     )
     if result.read.complete:
         result.missing = [r for r in rows if str(r["key"]) not in result.read.ids]
@@ -146,6 +153,7 @@ class ReconcileSource:
             why = f"the read of {found.read.topic} stopped at {found.read.bound}: nothing decided"
             return Observation(signal.name, SOURCE, query, error=why)
         rows = tuple((str(r["key"]), str(r["user"]), str(r["paid_at"])) for r in found.missing[:10])
+        notes = [found.lost_topic, found.zone.note if found.zone else ""]
         return Observation(
             signal.name,
             SOURCE,
@@ -153,6 +161,7 @@ class ReconcileSource:
             value=float(len(found.missing)),
             rows=rows,
             columns=("payment", "user", "paid at") if rows else (),
+            note="; ".join(n for n in notes if n),
         )
 
     def close(self) -> None:

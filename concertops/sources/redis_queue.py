@@ -30,13 +30,15 @@ SCAN_LIMIT = 10_000  # keys of a lock family looked at, at most
 
 
 class RedisSource:
-    def __init__(self, url: str, timeout_s: float) -> None:
+    def __init__(self, url: str, timeout_s: float, shape: Any = None) -> None:
         import redis
 
         self.client: Any = redis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
         self.timeout_s = timeout_s
+        # The keys and key templates the map names: the family check below leaves them out.
+        self.named = _named(shape)
 
     def observe(self, signal: Signal) -> Observation:
         query = signal.describe_query()
@@ -85,12 +87,8 @@ class RedisSource:
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
         if kind not in ("zset", "none"):
             raise LookupError(f"key {key} is a {kind}, not a sorted set: check the service map")
-        if kind == "none" and not self.client.dbsize():
-            database = self.client.connection_pool.connection_kwargs.get("db", 0)
-            raise LookupError(
-                f"{key} is absent and Redis database {database} holds no key at all: an idle service, or "
-                "not the service's Redis (check redis_url)"
-            )
+        if kind == "none":
+            self._absent(key)
         if measure == "zcard":
             return float(self.client.zcard(key))
         oldest = self.client.zrange(key, 0, 0, withscores=True)
@@ -99,5 +97,53 @@ class RedisSource:
         seconds, micros = self.client.time()
         return max(0.0, (seconds * 1000 + micros / 1000 - float(oldest[0][1])) / 1000)
 
+    def _absent(self, key: str) -> None:
+        """An absent key is an empty queue only where its family says so; LookupError where it does not: a
+        database with no key at all, no key of the key's family (``queue:*``) in a busy one, or a sorted set
+        of that family the map does not name (``queue:waitng`` named, ``queue:waiting`` there)."""
+        database = self.client.connection_pool.connection_kwargs.get("db", 0)
+        total = int(self.client.dbsize())
+        if not total:
+            raise LookupError(
+                f"{key} is absent and Redis database {database} holds no key at all: an idle service, or "
+                "not the service's Redis (check redis_url)"
+            )
+        family = key.rsplit(":", 1)[0] + ":*" if ":" in key else "*"
+        others: list[str] = []
+        seen = 0
+        for found in self.client.scan_iter(match=family, count=1000):
+            seen += 1
+            name = found.decode() if isinstance(found, bytes) else str(found)
+            if not any(name == k or (k.endswith("*") and name.startswith(k[:-1])) for k in self.named):
+                others.append(name)
+            if seen >= SCAN_LIMIT or len(others) >= 100:
+                break
+        if not seen:
+            raise LookupError(
+                f"{key} is absent and no key of its family {family} is among Redis database {database}'s "
+                f"{total} keys: the map may name the wrong key (`concertops doctor`)"
+            )
+        if others:
+            pipe = self.client.pipeline(transaction=False)
+            for name in others:
+                pipe.type(name)
+            kinds = [k.decode() if isinstance(k, bytes) else str(k) for k in pipe.execute()]
+            unnamed = [name for name, kind in zip(others, kinds, strict=True) if kind == "zset"]
+            if unnamed:
+                raise LookupError(
+                    f"{key} is absent, and {', '.join(sorted(unnamed)[:3])} (a sorted set of its family "
+                    f"{family}) is one the map does not name: the map may name the wrong key "
+                    "(`concertops doctor`)"
+                )
+
     def close(self) -> None:
         self.client.close()
+
+
+def _named(shape: Any) -> tuple[str, ...]:
+    """The queue keys the map names (templates as prefixes with ``*``), and its lock families."""
+    if shape is None:
+        return ()
+    keys = [k for k in (shape.queue.waiting, shape.queue.active, shape.queue.token) if k is not None]
+    named = [k.key.split("{", 1)[0] + "*" if k.templated else k.key for k in keys]
+    return (*named, *(lock.pattern for lock in shape.locks.values()))

@@ -5,16 +5,19 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from concertops.contract.binding import NOW
+from concertops.contract.zones import now_sql
 from concertops.model.findings import Observation
 from concertops.model.signals import Signal
 from concertops.redact import error_line
+from concertops.sources.clock import ZoneReading, ZoneUnreadable, read_zone
 
 SOURCE = "sql"
 DETAIL_ROWS = 10
 
 
 class SqlSource:
-    def __init__(self, url: str, timeout_s: float, connections: int = 4) -> None:
+    def __init__(self, url: str, timeout_s: float, connections: int = 4, shape: Any = None) -> None:
         from concertops.sources.database import open_engine
 
         # The same sessions as remediation (UTC, READ COMMITTED), every wait bound by the probe's deadline:
@@ -29,6 +32,8 @@ class SqlSource:
         self._first_connect = threading.Lock()
         self._connect_tried = False
         self._refused: str | None = None
+        # The zone each table's rows show, read once per table (a persistent source: once a minute).
+        self.zones = ZoneCache(shape)
 
     def observe(self, signal: Signal) -> Observation:
         import sqlalchemy as sa
@@ -63,8 +68,13 @@ class SqlSource:
                 error=f"needs {' and '.join(lacking)} privilege ({user} lacks it: the server would show "
                 f"only {user}'s own rows)",
             )
+        note = ""
         try:
             with self.engine.connect() as conn:
+                if NOW in query or NOW in detail:
+                    reading = self.zones.reading(conn, signal.zoned)
+                    now = now_sql(reading.offset, self.engine.dialect.name)
+                    query, detail, note = query.replace(NOW, now), detail.replace(NOW, now), reading.note
                 row = conn.execute(sa.text(query)).first()
                 if row is None:
                     # SHOW STATUS LIKE 'X' on a server without X: nothing was measured, not a zero.
@@ -78,11 +88,15 @@ class SqlSource:
                     evidence = conn.execute(sa.text(detail))
                     columns = tuple(evidence.keys())
                     rows = tuple(tuple(r) for r in evidence.fetchmany(DETAIL_ROWS))
+        except ZoneUnreadable as exc:
+            return Observation(signal.name, SOURCE, query, error=str(exc))
         except Exception as exc:  # SQLAlchemyError, a non-numeric column
             return Observation(signal.name, SOURCE, query, error=_describe(exc))
         if value is None:
+            if signal.null_means:
+                return Observation(signal.name, SOURCE, query, error=signal.null_means)
             value = 0.0  # SUM over no row
-        return Observation(signal.name, SOURCE, query, value=value, rows=rows, columns=columns)
+        return Observation(signal.name, SOURCE, query, value=value, rows=rows, columns=columns, note=note)
 
     def _refusal(self) -> str | None:
         """Why the database cannot be reached (asked once, by the first signal), or None."""
@@ -104,6 +118,35 @@ class SqlSource:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class ZoneCache:
+    """The zone readings of one source, per logical table, kept ``ttl_s`` (a reading is a query)."""
+
+    def __init__(self, shape: Any, ttl_s: float = 60.0) -> None:
+        self.shape, self.ttl_s = shape, ttl_s
+        self._lock = threading.Lock()
+        self._readings: dict[str, tuple[float, Any]] = {}
+
+    def reading(self, conn: Any, logical: str) -> ZoneReading:
+        import time
+
+        from concertops.contract.service_map import load
+
+        with self._lock:
+            kept = self._readings.get(logical)
+            if kept is not None and time.monotonic() - kept[0] < self.ttl_s:
+                if isinstance(kept[1], ZoneUnreadable):
+                    raise kept[1]
+                return kept[1]
+            try:
+                found: Any = read_zone(conn, self.shape or load(None), logical)
+            except ZoneUnreadable as exc:
+                found = exc
+            self._readings[logical] = (time.monotonic(), found)
+        if isinstance(found, ZoneUnreadable):
+            raise found
+        return found
 
 
 def user_privileges(engine: Any) -> frozenset[str] | None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from concertops.model.errors import SourceUnreachable
 from concertops.redact import error_line
@@ -47,6 +47,7 @@ class TopicRead:
     ids: dict[str, int] = field(default_factory=dict)  # event id -> how many times it is on the topic
     complete: bool = False
     bound: str = ""  # which bound stopped an incomplete read
+    absent: bool = False  # the broker answered, and has no such topic (read with ``absent_ok``)
 
     @property
     def duplicates(self) -> int:
@@ -61,8 +62,10 @@ def read_topic(
     max_messages: int,
     max_seconds: float,
     identify: Callable[[Message], str | None] = event_id_of,
+    absent_ok: bool = False,
 ) -> TopicRead:
-    """Every partition of ``topic`` from ``since`` (naive UTC; None: the beginning) to its end."""
+    """Every partition of ``topic`` from ``since`` (naive UTC; None: the beginning) to its end. A topic
+    the broker does not have is an error, or with ``absent_ok`` a complete read of nothing, ``absent``."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
     consumer = Consumer(
@@ -83,6 +86,9 @@ def read_topic(
         except Exception as exc:  # KafkaException: the broker did not answer
             raise SourceUnreachable(f"Kafka at {bootstrap} did not answer: {error_line(exc)}") from None
         if metadata is None or metadata.error is not None or not metadata.partitions:
+            if absent_ok and (metadata is None or metadata.error is None or _unknown(metadata.error)):
+                result.absent = result.complete = True
+                return result
             raise SourceUnreachable(f"topic {topic} missing on {bootstrap}")
         numbers = sorted(metadata.partitions)
         result.partitions = len(numbers)
@@ -125,3 +131,10 @@ def read_topic(
         return result
     finally:
         consumer.close()
+
+
+def _unknown(error: Any) -> bool:
+    """Whether a topic's metadata error says the broker has no such topic (not that it failed)."""
+    from confluent_kafka import KafkaError
+
+    return bool(error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART)

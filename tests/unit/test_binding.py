@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from concertops.contract import service_map
-from concertops.contract.binding import bind, now_expression
+from concertops.contract.binding import bind
+from concertops.contract.zones import now_sql
 from concertops.model.signals import Signal
 from concertops.runbooks.pages import RUNBOOK_IDS, load
 
@@ -19,11 +22,13 @@ def test_b2_overdue_holds_in_each_services_names_and_zone() -> None:
     production = bind(_signal("B-2", "overdue_holds"), STEP10)
     assert isinstance(twin, Signal) and isinstance(production, Signal)
     assert twin.query == (
-        "SELECT COUNT(*) FROM reservation WHERE status = 'HELD' AND held_expires_at < UTC_TIMESTAMP()"
+        "SELECT COUNT(*) FROM reservation WHERE status = 'HELD' AND held_expires_at < {now}"
         " - INTERVAL 30 SECOND"
     )
-    assert "expiresAt < UTC_TIMESTAMP() - INTERVAL 30 SECOND" in production.query
-    assert "datetime(datetime('now'), '-30 seconds')" in twin.sqlite_query
+    # "now" is the source's to fill, at the query's instant, in the zone the rows show.
+    assert "expiresAt < {now} - INTERVAL 30 SECOND" in production.query
+    assert (twin.zoned, production.zoned) == ("reservation", "reservation")
+    assert "datetime({now}, '-30 seconds')" in twin.sqlite_query
     assert "reservationId, userId, seatId" in production.detail
 
 
@@ -72,7 +77,9 @@ def test_on_the_twin_every_signal_binds() -> None:
                 )
             elif signal.without_metrics:  # the twin's metrics answer it
                 assert bound == f"not available on reference: {signal.without_metrics}", bound
-            elif "{deploy." in signal.query:  # the twin's constants are runtime settings, measured by metrics
+            elif (
+                "{deploy." in signal.query or signal.above_constant
+            ):  # the twin's constants are runtime settings, measured by metrics
                 assert isinstance(bound, str) and bound.startswith(
                     "not available on reference: its map gives no"
                 )
@@ -89,9 +96,10 @@ def test_on_step10_the_probes_and_the_reconciliation_bind() -> None:
 
 
 def test_now_in_the_services_zone() -> None:
-    assert now_expression("UTC", "mysql") == "UTC_TIMESTAMP()"
-    assert now_expression("+09:00", "mysql") == "CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', '+09:00')"
-    assert now_expression("-03:30", "sqlite") == "datetime('now', '-3 hours', '-30 minutes')"
+    hours = timedelta(hours=9)
+    assert now_sql(timedelta(0), "mysql") == "UTC_TIMESTAMP()"
+    assert now_sql(hours, "mysql") == "(UTC_TIMESTAMP() + INTERVAL 32400 SECOND)"
+    assert now_sql(-timedelta(hours=3, minutes=30), "sqlite") == "datetime('now', '-12600 seconds')"
 
 
 def test_the_queue_is_measured_where_each_service_keeps_it() -> None:
@@ -99,7 +107,7 @@ def test_the_queue_is_measured_where_each_service_keeps_it() -> None:
     production = bind(_signal("A-3", "queue_oldest_waiting"), STEP10)
     assert isinstance(twin, Signal) and twin.kind == "sql"
     assert twin.query == (
-        "SELECT COALESCE(TIMESTAMPDIFF(SECOND, MIN(created_at), UTC_TIMESTAMP()), 0)"
+        "SELECT COALESCE(TIMESTAMPDIFF(SECOND, MIN(created_at), {now}), 0)"
         " FROM queue_token WHERE status = 'WAITING'"
     )
     assert isinstance(production, Signal) and production.kind == "redis"
