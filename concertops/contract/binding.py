@@ -37,7 +37,7 @@ def bind(signal: Signal, shape: ServiceMap) -> Signal | str:
             return signal
         if signal.above_constant:
             ceiling = float(_constant(signal.above_constant, shape))
-            signal = replace(signal, warning=ceiling, title=f"{signal.title} ({ceiling:g})")
+            signal = replace(signal, warning=ceiling)
         if signal.kind == "queue":
             return _queue(signal, shape)
         if signal.kind == "redis":

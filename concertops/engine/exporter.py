@@ -23,7 +23,7 @@ from typing import Any
 from concertops.config import Profile
 from concertops.contract.binding import bind
 from concertops.contract.service_map import ServiceMap
-from concertops.model.evaluate import judge
+from concertops.model.evaluate import judge, with_ceiling
 from concertops.model.findings import Observation
 from concertops.model.signals import METRIC_KINDS, Signal
 from concertops.model.status import Status, runbook_status
@@ -281,7 +281,7 @@ class Exporter:
             if observed is None or not self.fresh(item.source):
                 yield Judged(item, int(Status.UNKNOWN), None)
                 continue
-            finding = judge(item.signal, observed)
+            finding = judge(item.signal, with_ceiling(observed, item.bound))
             if finding.status is Status.NOT_APPLICABLE:
                 yield Judged(item, NOT_APPLICABLE, None)
             elif finding.status is Status.UNKNOWN:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from concertops.config import Profile
+from concertops.model.evaluate import with_ceiling
 from concertops.model.findings import Observation
 from concertops.model.signals import METRIC_KINDS, Signal
 from concertops.redact import error_line, redact_url
@@ -114,6 +115,7 @@ def probe(
         pool.close()
     adapters.close()
     for key, observed in observations.items():
+        observations[key] = with_ceiling(observed, unique[key])
         # Each source's state: "ok", or the first error one of its signals met.
         kind = unique[key].source_kind
         if observed.error and sources.get(kind, "ok") == "ok":

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from concertops.model.findings import Finding, Observation
 from concertops.model.signals import Signal
 from concertops.model.status import Status
+
+
+def with_ceiling(observed: Observation, bound: Signal) -> Observation:
+    """``observed`` with the threshold its map-bound signal carries (a signal ``above_constant``)."""
+    if not bound.above_constant or bound.warning is None:
+        return observed
+    return replace(observed, ceiling=bound.warning)
 
 
 def judge(signal: Signal, observed: Observation) -> Finding:
@@ -12,6 +21,9 @@ def judge(signal: Signal, observed: Observation) -> Finding:
 
     A threshold is crossed when the value is strictly beyond it (``> warning``, or ``< warning`` for a
     floor), as the manual writes its checks ("pool usage > 80%")."""
+    if signal.above_constant and observed.ceiling is not None:
+        constant = f"{signal.above_constant} {observed.ceiling:g}"
+        signal = replace(signal, warning=observed.ceiling, title=f"{signal.title} ({constant})")
     if observed.not_applicable:
         reason = observed.not_applicable
         # A service map's "not available on <map>: why" is a sentence of its own.

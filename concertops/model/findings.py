@@ -29,6 +29,8 @@ class Observation:
     at_least: bool = False
     # What the reader must know with the value (the zone it was judged in, a topic the broker lacks).
     note: str = ""
+    # The warning threshold the service's map gives (a signal ``above_constant``), bound by the map.
+    ceiling: float | None = None
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,16 @@ MEASURED = (Status.OK, Status.WARNING, Status.CRITICAL)
 
 def runbook_status(judged: Iterable[tuple[Status, bool]]) -> Status:
     """A runbook's status from its findings as ``(status, decisive)``: UNKNOWN when no decisive signal was
-    measured, whatever the others read; else the worst status measured."""
+    measured, whatever the others read; else the worst status measured, except that OK needs every decisive
+    signal measured (or not applicable here): one that could not be read (a table, key or group missing, a
+    store down) may be the one that shows the incident."""
     findings = list(judged)
     if not any(decisive and status in MEASURED for status, decisive in findings):
         return Status.UNKNOWN
-    return max(status for status, _decisive in findings if status in MEASURED)
+    worst = max(status for status, _decisive in findings if status in MEASURED)
+    if worst is Status.OK and any(decisive and status is Status.UNKNOWN for status, decisive in findings):
+        return Status.UNKNOWN
+    return worst
 
 
 def report_status(runbooks: Iterable[Status], findings: Iterable[Status]) -> Status:

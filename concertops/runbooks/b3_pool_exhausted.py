@@ -11,6 +11,8 @@ def verdict(firing: Firing) -> str | None:
             "the service's pool is held by connections asleep inside open transactions: every request waits; "
             "kill them (their transactions roll back)"
         )
+    if firing("pool_in_use:CRITICAL"):
+        return "the service's pool is in use to its size: requests wait for a connection; size the pool"
     if firing("connection_share") or firing("max_connection_errors"):
         return "MySQL is at its max_connections: kill idle connections before growing any pool"
     if firing("pool_timeouts"):

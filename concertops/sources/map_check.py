@@ -69,6 +69,11 @@ def database_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[
                 missing.append(f"column {table.table}.{column} missing ({where}.columns.{name})")
             elif name in table.unique and (table.table, column) not in unique:
                 missing.append(f"column {table.table}.{column} has no unique key of its own ({where}.unique)")
+        if table.clock is not None:
+            for side in ("service", "database"):
+                column = getattr(table.clock, side)
+                if column not in found:
+                    missing.append(f"column {table.table}.{column} missing ({where}.clock.{side})")
     return missing, [f"{len(shape.tables)} table(s)"]
 
 
@@ -123,12 +128,50 @@ def kafka_gaps(bootstrap: str, shape: ServiceMap) -> tuple[list[str], list[str]]
     return missing, [f"{len(shape.kafka.topics)} topic(s), {len(shape.kafka.groups)} group(s)"]
 
 
+def zone_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[list[str], list[str]]:
+    """Per table with a clock pair, the zone its newest rows show next to the map's."""
+    from concertops.sources.clock import ZoneUnreadable, read_zone
+    from concertops.sources.database import open_engine
+
+    wait = timeout_s or TIMEOUT_S
+    engine = open_engine(url, wait, connections=1, read_timeout_s=wait, pool_wait_s=wait)
+    missing: list[str] = []
+    found: list[str] = []
+    try:
+        with engine.connect() as conn:
+            for logical, table in shape.tables.items():
+                if table.clock is None:
+                    continue
+                try:
+                    reading = read_zone(conn, shape, logical)
+                except ZoneUnreadable as exc:
+                    missing.append(f"{logical}: {exc}")
+                    continue
+                if reading.contradicted:
+                    missing.append(
+                        f"{logical}: the rows say {reading.implied}, the map says {shape.zone} (zone): "
+                        f"{reading.rows} newest rows, {table.clock.service} against {table.clock.database}"
+                    )
+                elif reading.rows:
+                    found.append(f"{logical}: the rows agree with {shape.zone} ({reading.rows} newest)")
+                else:
+                    found.append(f"{logical}: no row of the last day, the zone {shape.zone} not checked")
+    finally:
+        engine.dispose()
+    if not found and not missing:
+        found.append(f"zone {shape.zone} not checked: no table has a clock pair (tables.<name>.clock)")
+    return missing, found
+
+
 def checks(profile: Profile, shape: ServiceMap) -> list[tuple[str, str, Any]]:
     """(row name, target, probe) for each configured store; each probe returns (missing, found)."""
     planned: list[tuple[str, str, Any]] = []
     if profile.database_url:
         planned.append(
             ("map: database", profile.database_url, lambda: database_gaps(profile.database_url or "", shape))
+        )
+        planned.append(
+            ("map: zone", profile.database_url, lambda: zone_gaps(profile.database_url or "", shape))
         )
     if profile.redis_url and shape.queue.store == "redis":
         planned.append(("map: redis", profile.redis_url, lambda: redis_gaps(profile.redis_url or "", shape)))
@@ -142,7 +185,8 @@ def run(profile: Profile, shape: ServiceMap, answered: set[str]) -> list[SourceC
     """One row per store that ``answered``: the map's things there, or one line per thing missing."""
     rows = []
     for name, target, probe in checks(profile, shape):
-        if name.removeprefix("map: ") not in answered:
+        store = {"zone": "database"}.get(name.removeprefix("map: "), name.removeprefix("map: "))
+        if store not in answered:
             continue
         started = time.monotonic()
         try:

@@ -126,7 +126,7 @@ def test_a_count_the_schema_makes_impossible_is_not_available_not_queried() -> N
 def test_a_deploy_constant_binds_as_its_number_and_a_missing_one_is_named() -> None:
     pool = _signal("B-3", "pool_held_in_transaction")
     bound = bind(pool, STEP10)
-    assert isinstance(bound, Signal) and "/ 10 FROM" in bound.query, bound
+    assert isinstance(bound, Signal) and "/ 10 END FROM" in bound.query, bound
     assert bind(pool, REFERENCE) == (
         "not available on reference: its map gives no db_pool_size (deploy_constants.db_pool_size)"
     )

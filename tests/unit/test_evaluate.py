@@ -74,7 +74,10 @@ OK, WARN, CRIT, UNKNOWN, NA = (
     ("findings", "status"),
     [
         ([(OK, True), (UNKNOWN, False)], OK),
-        ([(OK, True), (UNKNOWN, True)], OK),  # one decisive signal measured is enough to judge
+        # OK needs every decisive signal: the one not read (a table missing) may be the one showing it.
+        ([(OK, True), (UNKNOWN, True)], UNKNOWN),
+        ([(WARN, True), (UNKNOWN, True)], WARN),  # what fires is said, whatever else was not read
+        ([(OK, True), (NA, True)], OK),  # a signal this service cannot have is no blindness
         ([(UNKNOWN, True), (OK, False)], UNKNOWN),  # blind on what decides: never OK
         ([(UNKNOWN, True), (CRIT, False)], UNKNOWN),
         ([(NA, True), (OK, False)], UNKNOWN),  # not applicable is no evidence of health
