@@ -157,7 +157,7 @@ def seed_tokens(client: Any, waiting: int = 260, active: int = 1, expired: tuple
 
 
 def seed_payments(
-    url: str, bootstrap: str, count: int = 50, missing: int = 20
+    url: str, bootstrap: str, count: int = 50, missing: int = 20, zone_offset_s: int = 0
 ) -> tuple[list[str], list[str]]:
     """``count`` SUCCESS payments paid 10 minutes ago, each of a CONFIRMED reservation; the events of all
     but ``missing`` of them are on ``payment.completed`` in production's envelope (keyed by userId).
@@ -179,20 +179,21 @@ def seed_payments(
                 sa.text(
                     "INSERT INTO reservation"
                     " (reservationId, userId, seatId, status, heldAt, expiresAt, createdAt) VALUES"
-                    " (:r, :u, :s, 'CONFIRMED', UTC_TIMESTAMP() - INTERVAL 12 MINUTE,"
-                    " UTC_TIMESTAMP() - INTERVAL 7 MINUTE, UTC_TIMESTAMP(6) - INTERVAL 12 MINUTE)"
+                    " (:r, :u, :s, 'CONFIRMED', UTC_TIMESTAMP() - INTERVAL 12 MINUTE + INTERVAL :z SECOND,"
+                    " UTC_TIMESTAMP() - INTERVAL 7 MINUTE + INTERVAL :z SECOND,"
+                    " UTC_TIMESTAMP(6) - INTERVAL 12 MINUTE)"
                 ),
-                {"r": reservation, "u": user, "s": seat},
+                {"r": reservation, "u": user, "s": seat, "z": zone_offset_s},
             )
             conn.execute(
                 sa.text(
                     "INSERT INTO payment"
                     " (paymentId, reservationId, userId, amount, status, paidAt, createdAt)"
                     " VALUES (:p, :r, :u, 50000, 'SUCCESS',"
-                    " UTC_TIMESTAMP() - INTERVAL 10 MINUTE + INTERVAL :i SECOND,"
+                    " UTC_TIMESTAMP() - INTERVAL 10 MINUTE + INTERVAL :i SECOND + INTERVAL :z SECOND,"
                     " UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE + INTERVAL :i SECOND)"
                 ),
-                {"p": payment, "r": reservation, "u": user, "i": i},
+                {"p": payment, "r": reservation, "u": user, "i": i, "z": zone_offset_s},
             )
             if i % (count // missing) == 0 and len(absent) < missing:
                 absent.append(payment)

@@ -23,6 +23,7 @@ from concertops.cli import (
     devstack,
     doctor,
     exporter_cmd,
+    map_cmd,
     runbooks_cmd,
     settings_cmd,
     simulate,
@@ -51,6 +52,7 @@ app.add_typer(backend.app, name="backend")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(simulate.app, name="simulate")
 app.command("doctor")(doctor.doctor)
+app.add_typer(map_cmd.app, name="map")
 app.command("check")(check.check)
 app.add_typer(runbooks_cmd.app, name="runbooks")
 app.add_typer(settings_cmd.app, name="settings")

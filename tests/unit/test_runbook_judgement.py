@@ -184,3 +184,29 @@ def test_a1_names_the_seats_fought_over_where_only_redis_sees_the_lock() -> None
     assert judged.verdict.startswith("seat-lock contention: about 180 requests retrying the seat locks on ")
     assert "lock:seat:a, lock:seat:b" in judged.verdict
     assert [s.id for s in judged.plan][:2] == ["fewer-active-tokens", "fail-fast-lock"]
+
+
+def test_b3_the_server_wide_share_alone_never_judges_the_service_pool() -> None:
+    """On a service without metrics, a share of max_connections with the service's own pool unseen is
+    UNKNOWN, never OK (it said OK with every endpoint down and none of the service's tables)."""
+    rb = get("B-3")
+    observations = _on_step10(rb, connection_share=0.07)
+    for name in ("pool_held_in_transaction", "pool_in_use"):
+        observations[name] = Observation(name, "sql", "q", error="no connection of the service")
+    assert rb.judge(observations).status is Status.UNKNOWN
+
+
+def test_b4_a_lost_topic_names_both_causes() -> None:
+    rb = get("B-4")
+    observations = _on_step10(rb, unpublished_payments=20)
+    note = (
+        "topic payment.completed does not exist on the broker: lost by the broker, or the map names the "
+        "wrong topic (`concertops doctor`)"
+    )
+    observations["unpublished_payments"] = Observation(
+        "unpublished_payments", "kafka", "q", value=20.0, note=note
+    )
+    judged = rb.judge(observations)
+    assert judged.status is Status.CRITICAL
+    assert judged.verdict.startswith("20 SUCCESS payments have no event: payment.completed does not exist")
+    assert "--create-topic" in judged.verdict
