@@ -383,8 +383,7 @@ def _acts_and_constants(facts: Facts, draft: Draft) -> None:
 def render(draft: Draft) -> str:
     """The draft as YAML, each field's evidence as a comment above it."""
     head = [
-        f"# A draft service map for {draft.data['name']}, written by `concertops map discover` from its",
-        "# stores.",
+        f"# A draft service map for {draft.data['name']}, by `concertops map discover` from its stores.",
         "# Hold it against the service with `concertops doctor`; every line marked TO CHECK needs a person.",
     ]
     if draft.incomplete:
