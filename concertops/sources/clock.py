@@ -8,7 +8,8 @@ in the zone this reading decides:
 
 - the rows agree with the map: the map's zone;
 - they contradict it, all alike: the offset they show, and the reading says so;
-- no recent row, or no pair in the map: the map's zone, and the reading says it was not checked;
+- no recent row: the map's zone, and the reading says it was not checked;
+- no pair in the map: the map's zone (``doctor`` says it is not checked);
 - rows that disagree among themselves, or a pair the database lacks: nothing is decided (an error).
 """
 
@@ -54,8 +55,8 @@ def read_zone(conn: Any, shape: ServiceMap, logical: str, now: datetime | None =
         now = utc_now() if sqlite else _utc_now(conn)
     declared = cutoff_offset(zone, now)
     if table is None or clock is None:
-        note = f"zone {zone} as the map says, not checked (tables.{logical}.clock names no column pair)"
-        return ZoneReading(zone, declared, note)
+        # No evidence named: the map's zone, as written (doctor says the zone is not checked).
+        return ZoneReading(zone, declared)
     server_s = 0 if sqlite else _server_offset_s(conn)
     svc, db = f"`{clock.service}`", f"`{clock.database}`"
     if sqlite:
