@@ -34,6 +34,8 @@ LOCAL_DEFAULTS: dict[str, Any] = {
     "handoff_hook": None,
     # TLS to MySQL: prefer (when the server offers it), require, or off.
     "tls": "prefer",
+    # Deploy constants that override the service map's (a deploy changed one: ``max_active_tokens: 100``).
+    "deploy_constants": {},
 }
 TLS_MODES = ("prefer", "require", "off")
 _ADDRESS_FIELDS = ("database_url", "redis_url", "kafka_bootstrap_servers", "prometheus_url")
@@ -86,6 +88,8 @@ class Profile:
     state_url: str | None = None  # None: concertops.engine.state_store decides
     handoff_hook: str | None = None  # None: a deploy-only change is printed and handed over
     tls: str = "prefer"  # to MySQL: prefer | require | off
+    # (name, value) pairs that override the map's deploy constants (concertops.contract.service_map)
+    deploy_constants: tuple[tuple[str, bool | int | float | str], ...] = ()
     source: str = "built-in"
     overridden: tuple[str, ...] = field(default=())
 
@@ -130,6 +134,7 @@ class Profile:
             "state_url": redact_url(self.state_url) if self.state_url else "(default)",
             "handoff_hook": redact_text(self.handoff_hook) if self.handoff_hook else "(none: printed)",
             "tls": self.tls,
+            "deploy_constants": dict(self.deploy_constants),
             "overridden_by_env": list(self.overridden),
         }
 
@@ -187,6 +192,16 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if isinstance(value, str) and value.lower() in {"1", "true", "yes", "0", "false", "no"}:
             return value.lower() in {"1", "true", "yes"}
         raise ConfigError(f"{origin}: 'protected' must be true or false", "write protected: true")
+    if name == "deploy_constants":
+        fine = isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, bool | int | float | str) for k, v in value.items()
+        )
+        if not fine:
+            raise ConfigError(
+                f"{origin}: 'deploy_constants' must map a constant's name to its value",
+                "write e.g. deploy_constants: {max_active_tokens: 100}",
+            )
+        return tuple(sorted(value.items()))
     if name == "tls":
         if value not in TLS_MODES:
             raise ConfigError(f"{origin}: 'tls' is {value!r}", f"write one of: {', '.join(TLS_MODES)}")

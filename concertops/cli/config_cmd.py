@@ -21,7 +21,7 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
 
     profile = OPTIONS.load_profile()
     described = profile.describe()
-    shape = service_map.load(profile.service_map)  # validated here: a bad map is one line, exit 3
+    shape = service_map.for_profile(profile)  # validated here: a bad map is one line, exit 3
     described["service_map"] = f"{shape.name} ({shape.source})"
     # Where concertops's own state would be looked for, in order (nothing is connected to here).
     described["state_store"] = [f"{redact_url(s.url)} ({s.why})" for s in state_store.candidates(profile)]

@@ -29,7 +29,7 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     from concertops.sources.health import check_sources
 
     profile = OPTIONS.load_profile()
-    shape = service_map.load(profile.service_map)  # a bad map: one line naming file and field, exit 3
+    shape = service_map.for_profile(profile)  # a bad map: one line naming file and field, exit 3
     checks = check_sources(profile)
     database = next((c for c in checks if c.source == "database"), None)
     if database is not None and database.ok and database.detail.startswith(("mysql", "mariadb")):

@@ -259,6 +259,29 @@ def _described(exc: msgspec.ValidationError, prefix: str = "") -> str:
     return f"field {field or '(top level)'}: {message}"
 
 
+def for_profile(profile: Any) -> ServiceMap:
+    """The map a profile names, with the profile's ``deploy_constants`` over the map's own (a deploy
+    changed one: the profile says so without editing a shared map file)."""
+    return _overridden(profile.service_map or DEFAULT, tuple(getattr(profile, "deploy_constants", ())))
+
+
+@functools.cache
+def _overridden(value: str, overrides: tuple[tuple[str, Any], ...]) -> ServiceMap:
+    shape = _load(value)
+    if not overrides:
+        return shape
+    constants = dict(shape.deploy_constants)
+    for name, value_now in overrides:
+        was = constants.get(name)
+        where = (
+            f"the profile's deploy_constants (the map: {was.value}, {was.where})"
+            if was
+            else ("the profile's deploy_constants")
+        )
+        constants[name] = Constant(value=value_now, where=where)
+    return msgspec.structs.replace(shape, deploy_constants=constants)
+
+
 def has_reference_schema(shape: ServiceMap) -> bool:
     """Whether the service is laid out as the reference backend: the runbooks' steps are written for it."""
     reference = load(DEFAULT)

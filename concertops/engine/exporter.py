@@ -235,7 +235,7 @@ class Exporter:
     def __init__(self, profile: Profile, runbooks: list[Any], interval_s: float, deadline_s: float) -> None:
         from concertops.contract import service_map
 
-        self.shape = service_map.load(profile.service_map)
+        self.shape = service_map.for_profile(profile)
         self.interval_s = interval_s
         self.served = served_signals(runbooks, self.shape)
         self.stop = threading.Event()

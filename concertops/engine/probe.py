@@ -50,10 +50,10 @@ def probe(
     """Measure ``signals`` (deduplicated); ``history_for`` names the signals that also want 30 minutes of
     history (the sparkline), fetched from Prometheus only."""
     from concertops.contract.binding import bind
-    from concertops.contract.service_map import load as load_map
+    from concertops.contract.service_map import for_profile as load_map
 
     deadline = time.monotonic() + timeout_s
-    shape = load_map(profile.service_map)
+    shape = load_map(profile)
     # Keyed by the page's signal, measured in the service's own names (its service map).
     unique: dict[tuple[str, str], Signal] = {}
     unavailable: dict[tuple[str, str], Observation] = {}

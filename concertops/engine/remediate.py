@@ -174,7 +174,7 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
     def left() -> float:
         return max(MIN_PHASE_S, deadline - time.monotonic())
 
-    shape = service_map.load(profile.service_map)
+    shape = service_map.for_profile(profile)
     if not service_map.has_reference_schema(shape):
         _map_holds(shape, profile, runbook, left())
     enable = options.tuning.enable

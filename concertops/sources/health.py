@@ -134,7 +134,7 @@ def _planned(profile: Profile) -> list[tuple[str, str, Callable[[str], str]]]:
     if profile.backend_urls:
         from concertops.contract import service_map
 
-        availability = service_map.load(profile.service_map).probe("availability")
+        availability = service_map.for_profile(profile).probe("availability")
         backend = _probe_path(availability.path) if availability is not None else _backend
         checks += [("backend", url, backend) for url in profile.backend_urls]
     return checks

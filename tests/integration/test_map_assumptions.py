@@ -284,7 +284,9 @@ def test_a_misspelt_queue_key_in_a_busy_redis_is_unknown(
     client.close()
 
 
-def test_a_stale_max_active_tokens_is_named_and_not_acted_on(cli: CliRunner, step10: dict[str, str]) -> None:
+def test_a_stale_max_active_tokens_is_named_and_not_acted_on(
+    cli: CliRunner, step10: dict[str, str], tmp_path: Path
+) -> None:
     from prod_shape import seed_tokens
 
     client = redis.Redis(host=HOST, port=REDIS_PORT, db=REDIS_DB, decode_responses=True)
@@ -297,6 +299,15 @@ def test_a_stale_max_active_tokens_is_named_and_not_acted_on(cli: CliRunner, ste
     step = next(s for s in json.loads(done.stdout)["steps"] if s["id"] == "activate-now")
     assert step["affected"] == 0 and "stale" in (step["intent"] + step["detail"]), step
     assert client.zcard("queue:active") == 60 and client.zcard("queue:waiting") == 30
+    # The profile may say what the deploy changed, without editing the map.
+    config = tmp_path / "concertops.yaml"
+    profile = {k.removeprefix("CONCERTOPS_").lower(): v for k, v in step10.items()}
+    profile["deploy_constants"] = {"max_active_tokens": 100}
+    config.write_text(yaml.safe_dump({"profiles": {"prod": profile}}))
+    only_file = {"CONCERTOPS_CONFIG": str(config), "CONCERTOPS_PROFILE": "prod"}
+    a3 = cli("check", "A-3", "--format", "json", env=only_file, timeout=120)
+    active = _finding(json.loads(a3.stdout)["runbooks"][0], "queue_active")
+    assert active["status"] == "OK" and active["warning"] == 100, active
     client.close()
 
 

@@ -137,3 +137,24 @@ def test_tls_defaults_to_prefer_and_takes_only_its_modes() -> None:
     assert load_profile(env={"CONCERTOPS_TLS": "require"}).tls == "require"
     with pytest.raises(ConfigError):
         load_profile(env={"CONCERTOPS_TLS": "sometimes"})
+
+
+def test_a_profile_overrides_a_deploy_constant_of_its_map(tmp_path: Path) -> None:
+    from concertops.contract import service_map
+
+    path = tmp_path / "concertops.yaml"
+    path.write_text(
+        "profiles:\n  prod:\n    service_map: step10\n    deploy_constants: {max_active_tokens: 100}\n"
+    )
+    profile = load_profile(str(path), "prod", env={})
+    shape = service_map.for_profile(profile)
+    assert shape.deploy_constants["max_active_tokens"].value == 100
+    assert "the profile's deploy_constants (the map: 50" in shape.deploy_constants["max_active_tokens"].where
+    assert shape.deploy_constants["db_pool_size"].value == 10
+
+
+def test_deploy_constants_that_are_not_a_mapping_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "concertops.yaml"
+    path.write_text("profiles:\n  prod:\n    deploy_constants: [max_active_tokens]\n")
+    with pytest.raises(ConfigError, match="'deploy_constants' must map a constant's name to its value"):
+        load_profile(str(path), "prod", env={})
