@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from concertops.runbooks.verdicts import Firing
+from concertops.runbooks.verdicts import Seen
 
 
-def verdict(firing: Firing) -> str | None:
+def verdict(firing: Seen) -> str | None:
+    in_use = firing.value("pool_in_use")
+    if in_use is not None and in_use > 1.0:
+        return (
+            f"one instance has {in_use:.0%} of the map's db_pool_size in use: the constant is stale (a "
+            "deploy raised the pool?); correct deploy_constants.db_pool_size before judging or sizing it"
+        )
     if firing("pool_held_in_transaction:CRITICAL"):
         return (
             "the service's pool is held by connections asleep inside open transactions: every request waits; "

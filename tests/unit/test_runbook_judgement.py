@@ -210,3 +210,9 @@ def test_b4_a_lost_topic_names_both_causes() -> None:
     assert judged.status is Status.CRITICAL
     assert judged.verdict.startswith("20 SUCCESS payments have no event: payment.completed does not exist")
     assert "--create-topic" in judged.verdict
+
+
+def test_b3_more_of_the_pool_in_use_than_its_size_names_a_stale_constant() -> None:
+    rb = get("B-3")
+    judged = rb.judge(_on_step10(rb, pool_in_use=1.4))
+    assert judged.status is Status.CRITICAL and "the constant is stale" in judged.verdict
