@@ -26,7 +26,7 @@ from concertops.contract.service_map import ServiceMap
 from concertops.model.evaluate import judge, with_ceiling
 from concertops.model.findings import Observation
 from concertops.model.signals import METRIC_KINDS, Signal
-from concertops.model.status import Status, runbook_status
+from concertops.model.status import Status, not_ok_past_a_map_gap, runbook_status
 from concertops.redact import error_line
 
 STALE_AFTER_INTERVALS = 2.0
@@ -227,6 +227,7 @@ class Judged:
     served: Served
     status: int  # 0 OK … 3 UNKNOWN, 4 not applicable
     value: float | None
+    map_gap: bool = False  # UNKNOWN because what the map names is not there
 
 
 class Exporter:
@@ -285,16 +286,19 @@ class Exporter:
             if finding.status is Status.NOT_APPLICABLE:
                 yield Judged(item, NOT_APPLICABLE, None)
             elif finding.status is Status.UNKNOWN:
-                yield Judged(item, int(Status.UNKNOWN), None)
+                yield Judged(item, int(Status.UNKNOWN), None, finding.map_gap)
             else:
                 yield Judged(item, int(finding.status), finding.value)
 
     def runbook_statuses(self, judged: list[Judged]) -> dict[str, int]:
-        by_runbook: dict[str, list[tuple[Status, bool]]] = {}
+        by_runbook: dict[str, list[tuple[Status, bool, bool]]] = {}
         for j in judged:
             status = Status.NOT_APPLICABLE if j.status == NOT_APPLICABLE else Status(j.status)
-            by_runbook.setdefault(j.served.runbook, []).append((status, j.served.decisive))
-        return {runbook: int(runbook_status(found)) for runbook, found in by_runbook.items()}
+            by_runbook.setdefault(j.served.runbook, []).append((status, j.served.decisive, j.map_gap))
+        return {
+            runbook: int(not_ok_past_a_map_gap(runbook_status((s, d) for s, d, _g in found), found))
+            for runbook, found in by_runbook.items()
+        }
 
 
 class Collector:

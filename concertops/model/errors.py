@@ -34,5 +34,10 @@ class SourceUnreachable(ConcertopsError):
     """A service (database, Redis, broker, Prometheus) did not answer."""
 
 
+class MapGap(LookupError):
+    """What the service map names is not in the live service (a table, a topic, a group, a key's family):
+    the signal is UNKNOWN, and its runbook cannot read OK on the others (concertops.model.status)."""
+
+
 class DevstackError(ConcertopsError):
     """A component of the local stack could not be started or stopped."""

@@ -84,6 +84,7 @@ def _finding(
         below=signal.below,
         decisive=signal.decisive,
         note=observed.note,
+        map_gap=observed.map_gap,
     )
 
 

@@ -31,6 +31,8 @@ class Observation:
     note: str = ""
     # The warning threshold the service's map gives (a signal ``above_constant``), bound by the map.
     ceiling: float | None = None
+    # Not measured because what the service map names is not there (concertops.model.errors.MapGap).
+    map_gap: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Finding:
     below: bool = False
     decisive: bool = False
     note: str = ""  # the observation's note (also at the end of the message)
+    map_gap: bool = False  # UNKNOWN because what the map names is not there
 
     def as_json(self) -> dict[str, Any]:
         return {

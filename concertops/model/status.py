@@ -29,16 +29,20 @@ MEASURED = (Status.OK, Status.WARNING, Status.CRITICAL)
 
 def runbook_status(judged: Iterable[tuple[Status, bool]]) -> Status:
     """A runbook's status from its findings as ``(status, decisive)``: UNKNOWN when no decisive signal was
-    measured, whatever the others read; else the worst status measured, except that OK needs every decisive
-    signal measured (or not applicable here): one that could not be read (a table, key or group missing, a
-    store down) may be the one that shows the incident."""
+    measured, whatever the others read; else the worst status measured."""
     findings = list(judged)
     if not any(decisive and status in MEASURED for status, decisive in findings):
         return Status.UNKNOWN
-    worst = max(status for status, _decisive in findings if status in MEASURED)
-    if worst is Status.OK and any(decisive and status is Status.UNKNOWN for status, decisive in findings):
+    return max(status for status, _decisive in findings if status in MEASURED)
+
+
+def not_ok_past_a_map_gap(status: Status, gaps: Iterable[tuple[Status, bool, bool]]) -> Status:
+    """OK is UNKNOWN when a decisive signal could not be read because what the service map names is not
+    there (``(status, decisive, map_gap)``): a table missing may be the very one that shows the incident.
+    A source down or not configured leaves the others to judge, as before."""
+    if status is Status.OK and any(decisive and gap and s is Status.UNKNOWN for s, decisive, gap in gaps):
         return Status.UNKNOWN
-    return worst
+    return status
 
 
 def report_status(runbooks: Iterable[Status], findings: Iterable[Status]) -> Status:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from concertops.model.evaluate import judge
 from concertops.model.findings import Finding, Observation, Step
 from concertops.model.page import Page
-from concertops.model.status import MEASURED, Status, runbook_status
+from concertops.model.status import MEASURED, Status, not_ok_past_a_map_gap, runbook_status
 
 FIRING = (Status.WARNING, Status.CRITICAL)
 
@@ -49,7 +49,8 @@ def decisive(page: Page) -> frozenset[str]:
 
 def status_of(page: Page, findings: tuple[Finding, ...]) -> Status:
     deciding = decisive(page)
-    return runbook_status((f.status, f.signal in deciding) for f in findings)
+    status = runbook_status((f.status, f.signal in deciding) for f in findings)
+    return not_ok_past_a_map_gap(status, ((f.status, f.signal in deciding, f.map_gap) for f in findings))
 
 
 def unmeasured(page: Page, findings: tuple[Finding, ...]) -> list[Finding]:

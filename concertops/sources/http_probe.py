@@ -182,7 +182,8 @@ class HttpProbeSource:
         if found.backends and found.down == found.backends:
             if signal.measure == "p95_s":
                 why = f"no backend answered: every one refused the connection ({found.first_error})"
-                return Observation(signal.name, SOURCE, query, error=why)
+                # The service is not where the profile says: nothing of it can read OK meanwhile.
+                return Observation(signal.name, SOURCE, query, error=why, map_gap=True)
             value = found.backends_down if signal.measure == "backends_down" else found.error_share
             return Observation(signal.name, SOURCE, query, value=value)
         if signal.measure == "backends_down":

@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+from concertops.model.errors import MapGap
 from concertops.model.findings import Observation
 from concertops.model.signals import Signal
 from concertops.redact import error_line
@@ -32,7 +33,8 @@ class KafkaSource:
         try:
             value = self._lag(signal) if signal.kind == "kafka_lag" else self._depth(signal.topic)
         except Exception as exc:  # KafkaException, LookupError
-            return Observation(signal.name, SOURCE, query, error=error_line(exc))
+            gap = isinstance(exc, MapGap)
+            return Observation(signal.name, SOURCE, query, error=error_line(exc), map_gap=gap)
         return Observation(signal.name, SOURCE, query, value=float(value))
 
     def _client(self) -> Any:
@@ -85,7 +87,7 @@ class KafkaSource:
         self._client()
         found = (self._topics or {}).get(topic)
         if found is None or found.error is not None or not found.partitions:
-            raise LookupError(f"topic {topic} not found on {self.bootstrap}")
+            raise MapGap(f"topic {topic} not found on {self.bootstrap}")
         return [TopicPartition(topic, p) for p in sorted(found.partitions)]
 
     def _groups(self) -> set[str]:
@@ -115,7 +117,7 @@ class KafkaSource:
         nothing_committed = all(offset < 0 for offset in committed.values())
         # No offset at all: a group that is not there is a finding, never a lag of 0 (or of everything).
         if nothing_committed and not signal.group_is_ours and signal.group not in self._groups():
-            raise LookupError(f"consumer group {signal.group} not found on {self.bootstrap}")
+            raise MapGap(f"consumer group {signal.group} not found on {self.bootstrap}")
         high = self._offsets(partitions, "latest")
         low = self._offsets(partitions, "earliest") if any(o < 0 for o in committed.values()) else {}
         lag = 0

@@ -24,7 +24,8 @@ from concertops.contract.service_map import ServiceMap
 from concertops.model.findings import Observation
 from concertops.model.signals import Signal
 from concertops.redact import error_line
-from concertops.sources.clock import ZoneReading, read_zone
+from concertops.sources.clock import ZoneReading, ZoneUnreadable, read_zone
+from concertops.sources.sql import names_missing
 from concertops.sources.topic_read import TopicRead, read_topic
 
 SOURCE = "kafka"
@@ -147,7 +148,8 @@ class ReconcileSource:
                 end = now - timedelta(seconds=signal.settle_s)
                 found = reconcile(conn, self.shape, self.bootstrap, start, end, self.timeout_s * 0.8)
         except Exception as exc:  # SQL or the broker: the signal is UNKNOWN with the reason
-            return Observation(signal.name, SOURCE, query, error=error_line(exc))
+            gap = names_missing(exc) or isinstance(exc, ZoneUnreadable)
+            return Observation(signal.name, SOURCE, query, error=error_line(exc), map_gap=gap)
         assert found.read is not None
         if not found.complete:
             why = f"the read of {found.read.topic} stopped at {found.read.bound}: nothing decided"

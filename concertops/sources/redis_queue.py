@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from concertops.model.errors import MapGap
 from concertops.model.findings import Observation
 from concertops.model.signals import Signal
 from concertops.redact import error_line
@@ -43,6 +44,8 @@ class RedisSource:
     def observe(self, signal: Signal) -> Observation:
         query = signal.describe_query()
         try:
+            if signal.measure in ("lock_waiters", "lock_keys") and not self.client.dbsize():
+                raise MapGap(self._empty(signal.key))
             if signal.measure == "lock_waiters":
                 return Observation(signal.name, SOURCE, query, value=self._set_rate() * signal.retry_s)
             if signal.measure == "lock_keys":
@@ -53,7 +56,8 @@ class RedisSource:
                 )
             value = self._measure(signal.key, signal.measure)
         except Exception as exc:  # RedisError, a key of the wrong type
-            return Observation(signal.name, SOURCE, query, error=error_line(exc))
+            gap = isinstance(exc, MapGap)
+            return Observation(signal.name, SOURCE, query, error=error_line(exc), map_gap=gap)
         return Observation(signal.name, SOURCE, query, value=value)
 
     def _set_rate(self) -> float:
@@ -86,7 +90,7 @@ class RedisSource:
         kind = self.client.type(key)
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
         if kind not in ("zset", "none"):
-            raise LookupError(f"key {key} is a {kind}, not a sorted set: check the service map")
+            raise MapGap(f"key {key} is a {kind}, not a sorted set: check the service map")
         if kind == "none":
             self._absent(key)
         if measure == "zcard":
@@ -97,6 +101,13 @@ class RedisSource:
         seconds, micros = self.client.time()
         return max(0.0, (seconds * 1000 + micros / 1000 - float(oldest[0][1])) / 1000)
 
+    def _empty(self, key: str) -> str:
+        database = self.client.connection_pool.connection_kwargs.get("db", 0)
+        return (
+            f"Redis database {database} holds no key at all, {key} included: an idle service, or not the "
+            "service's Redis (check redis_url)"
+        )
+
     def _absent(self, key: str) -> None:
         """An absent key is an empty queue only where its family says so; LookupError where it does not: a
         database with no key at all, no key of the key's family (``queue:*``) in a busy one, or a sorted set
@@ -104,7 +115,7 @@ class RedisSource:
         database = self.client.connection_pool.connection_kwargs.get("db", 0)
         total = int(self.client.dbsize())
         if not total:
-            raise LookupError(
+            raise MapGap(
                 f"{key} is absent and Redis database {database} holds no key at all: an idle service, or "
                 "not the service's Redis (check redis_url)"
             )
@@ -119,7 +130,7 @@ class RedisSource:
             if seen >= SCAN_LIMIT or len(others) >= 100:
                 break
         if not seen:
-            raise LookupError(
+            raise MapGap(
                 f"{key} is absent and no key of its family {family} is among Redis database {database}'s "
                 f"{total} keys: the map may name the wrong key (`concertops doctor`)"
             )
@@ -130,7 +141,7 @@ class RedisSource:
             kinds = [k.decode() if isinstance(k, bytes) else str(k) for k in pipe.execute()]
             unnamed = [name for name, kind in zip(others, kinds, strict=True) if kind == "zset"]
             if unnamed:
-                raise LookupError(
+                raise MapGap(
                     f"{key} is absent, and {', '.join(sorted(unnamed)[:3])} (a sorted set of its family "
                     f"{family}) is one the map does not name: the map may name the wrong key "
                     "(`concertops doctor`)"

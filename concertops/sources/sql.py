@@ -89,9 +89,9 @@ class SqlSource:
                     columns = tuple(evidence.keys())
                     rows = tuple(tuple(r) for r in evidence.fetchmany(DETAIL_ROWS))
         except ZoneUnreadable as exc:
-            return Observation(signal.name, SOURCE, query, error=str(exc))
+            return Observation(signal.name, SOURCE, query, error=str(exc), map_gap=True)
         except Exception as exc:  # SQLAlchemyError, a non-numeric column
-            return Observation(signal.name, SOURCE, query, error=_describe(exc))
+            return Observation(signal.name, SOURCE, query, error=_describe(exc), map_gap=names_missing(exc))
         if value is None:
             if signal.null_means:
                 return Observation(signal.name, SOURCE, query, error=signal.null_means)
@@ -174,6 +174,20 @@ class _AllPrivileges(frozenset[str]):
 
     def __contains__(self, item: object) -> bool:
         return True
+
+
+# MySQL's "table doesn't exist", "unknown column"; SQLite says it in words.
+_MISSING_CODES = (1146, 1054)
+
+
+def names_missing(exc: BaseException) -> bool:
+    """Whether a query failed because a table or column it names is not in the database (the map's gap)."""
+    orig = getattr(exc, "orig", None) or exc
+    code = orig.args[0] if getattr(orig, "args", None) else None
+    if isinstance(code, int) and code in _MISSING_CODES:
+        return True
+    text = str(orig).lower()
+    return "no such table" in text or "no such column" in text
 
 
 def _describe(exc: Exception) -> str:

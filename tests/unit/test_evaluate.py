@@ -7,7 +7,7 @@ import pytest
 from concertops.model.evaluate import format_value, judge
 from concertops.model.findings import Observation
 from concertops.model.signals import Signal
-from concertops.model.status import Status, report_status, runbook_status
+from concertops.model.status import Status, not_ok_past_a_map_gap, report_status, runbook_status
 
 CEILING = Signal("pool_usage", "DB pool in use", "gauge", warning=0.8, critical=0.95, unit="ratio")
 FLOOR = Signal("connected", "Producers connected", "gauge", critical=1, below=True)
@@ -74,9 +74,7 @@ OK, WARN, CRIT, UNKNOWN, NA = (
     ("findings", "status"),
     [
         ([(OK, True), (UNKNOWN, False)], OK),
-        # OK needs every decisive signal: the one not read (a table missing) may be the one showing it.
-        ([(OK, True), (UNKNOWN, True)], UNKNOWN),
-        ([(WARN, True), (UNKNOWN, True)], WARN),  # what fires is said, whatever else was not read
+        ([(OK, True), (UNKNOWN, True)], OK),  # one decisive signal measured is enough to judge
         ([(OK, True), (NA, True)], OK),  # a signal this service cannot have is no blindness
         ([(UNKNOWN, True), (OK, False)], UNKNOWN),  # blind on what decides: never OK
         ([(UNKNOWN, True), (CRIT, False)], UNKNOWN),
@@ -141,3 +139,19 @@ def test_a_lower_bound_judges_only_beyond_a_ceiling(value: float, status: Status
     assert "at least" in found.message
     floor = judge(FLOOR, Observation(FLOOR.name, "http", "q", value=0.0, at_least=True))
     assert floor.status is Status.UNKNOWN  # a lower bound never shows a value under a floor
+
+
+@pytest.mark.parametrize(
+    ("findings", "status"),
+    [
+        ([(OK, True, False), (UNKNOWN, True, True)], UNKNOWN),  # a table the map names is not there
+        ([(OK, True, False), (UNKNOWN, True, False)], OK),  # a source down: the measured one judges
+        ([(OK, True, False), (UNKNOWN, False, True)], OK),  # a gap in a signal that does not decide
+        ([(WARN, True, False), (UNKNOWN, True, True)], WARN),  # what fires is said
+    ],
+)
+def test_a_decisive_signal_the_map_cannot_find_keeps_a_runbook_from_ok(
+    findings: list, status: Status
+) -> None:
+    judged = runbook_status((s, d) for s, d, _gap in findings)
+    assert not_ok_past_a_map_gap(judged, findings) is status
