@@ -36,10 +36,24 @@ def check(
 ) -> tuple[int, dict]:
     extra = ("--window", window) if window else ()
     done = cli("check", *ids, "--format", "json", *extra, env=env(booking, mode))
-    assert done.returncode in (0, 1, 2), done.stderr
+    assert done.returncode in (0, 1, 2), done.stderr + _unknown(done.stdout)
     document = json.loads(done.stdout)
     jsonschema.validate(document, SCHEMA)
     return done.returncode, document
+
+
+def _unknown(stdout: str) -> str:
+    """The findings that could not be measured, for an assertion's message."""
+    try:
+        document = json.loads(stdout)
+    except ValueError:
+        return stdout[-2000:]
+    return "; ".join(
+        f"{r['id']} {f['signal']}: {f['message']}"
+        for r in document.get("runbooks", [])
+        for f in r["findings"]
+        if f["status"] == "UNKNOWN"
+    )
 
 
 def finding(document: dict, runbook: str, signal: str) -> dict:

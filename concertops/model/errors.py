@@ -35,7 +35,7 @@ class SourceUnreachable(ConcertopsError):
 
 
 class MapGap(LookupError):
-    """What the service map names is not in the live service (a table, a topic, a group, a key's family):
+    """What the service map names is not in the live service (a table, a topic, a key's family):
     the signal is UNKNOWN, and its runbook cannot read OK on the others (concertops.model.status)."""
 
 

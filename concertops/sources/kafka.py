@@ -117,7 +117,8 @@ class KafkaSource:
         nothing_committed = all(offset < 0 for offset in committed.values())
         # No offset at all: a group that is not there is a finding, never a lag of 0 (or of everything).
         if nothing_committed and not signal.group_is_ours and signal.group not in self._groups():
-            raise MapGap(f"consumer group {signal.group} not found on {self.bootstrap}")
+            # Not a map gap: a group that never committed (an idle consumer) is not listed by every broker.
+            raise LookupError(f"consumer group {signal.group} not found on {self.bootstrap}")
         high = self._offsets(partitions, "latest")
         low = self._offsets(partitions, "earliest") if any(o < 0 for o in committed.values()) else {}
         lag = 0
