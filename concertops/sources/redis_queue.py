@@ -44,8 +44,6 @@ class RedisSource:
     def observe(self, signal: Signal) -> Observation:
         query = signal.describe_query()
         try:
-            if signal.measure in ("lock_waiters", "lock_keys") and not self.client.dbsize():
-                raise MapGap(self._empty(signal.key))
             if signal.measure == "lock_waiters":
                 return Observation(signal.name, SOURCE, query, value=self._set_rate() * signal.retry_s)
             if signal.measure == "lock_keys":
@@ -100,13 +98,6 @@ class RedisSource:
             return 0.0
         seconds, micros = self.client.time()
         return max(0.0, (seconds * 1000 + micros / 1000 - float(oldest[0][1])) / 1000)
-
-    def _empty(self, key: str) -> str:
-        database = self.client.connection_pool.connection_kwargs.get("db", 0)
-        return (
-            f"Redis database {database} holds no key at all, {key} included: an idle service, or not the "
-            "service's Redis (check redis_url)"
-        )
 
     def _absent(self, key: str) -> None:
         """An absent key is an empty queue only where its family says so; LookupError where it does not: a
