@@ -114,13 +114,13 @@ NOW = "{now}"
 
 
 def zoned_table(query: str, shape: ServiceMap) -> str:
-    """The logical table whose clock decides a query's ``{now}`` (its first table named): "" without one."""
+    """The logical table whose clock decides a query's ``{now}``: the first it names with a clock pair,
+    else the first it names; "" without one."""
     if NOW not in query:
         return ""
-    for match in _PLACEHOLDER.finditer(query):
-        if match.group(1) in shape.tables:
-            return match.group(1)
-    return ""
+    named = [m.group(1) for m in _PLACEHOLDER.finditer(query) if m.group(1) in shape.tables]
+    clocked = [name for name in named if (table := shape.table(name)) is not None and table.clock]
+    return (clocked or named or [""])[0]
 
 
 def _queue(signal: Signal, shape: ServiceMap) -> Signal:

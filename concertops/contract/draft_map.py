@@ -186,6 +186,9 @@ def _tables(facts: Facts, draft: Draft) -> None:
         clock = _clock(facts.tables[table], mapped)
         if clock is not None:
             entry["clock"] = {"service": clock[0], "database": clock[1]}
+            if mapped.get("created_at") == clock[1] and logical == "reservation":
+                # Compared with "now" in the service's zone: the service's own write time.
+                mapped["created_at"] = clock[0]
             draft.why(
                 f"{path}.clock",
                 f"{clock[1]} is written by the database (DEFAULT {_default(facts.tables[table], clock[1])}); "

@@ -15,7 +15,7 @@ import redis
 import yaml
 from checking import env as twin_env
 from cli_runner import CliRunner
-from harness import Backend
+from harness import Backend, Broker, wait_for
 from prod_shape import (
     create_database,
     create_topics_and_groups,
@@ -26,6 +26,7 @@ from prod_shape import (
 )
 
 from concertops.contract import service_map
+from concertops.contract.discovery import state_dir
 from concertops.devstack.components import HOST, REDIS_PORT
 
 REDIS_DB = 11
@@ -114,6 +115,19 @@ def test_discover_on_the_twin_judges_every_runbook_as_reference_does(
     cli: CliRunner, booking: Backend, tmp_path: Path
 ) -> None:
     environment = {**twin_env(booking, "direct"), "CONCERTOPS_REDIS_URL": str(booking.profile.redis_url)}
+    # A hold and a payment: the expiry and notification consumers commit, so the broker lists their groups.
+    reservation = booking.hold(9100, booking.new_schedule(), 1)
+    paid = booking.post("/payments", {"reservation_id": reservation, "user_id": 9100})
+    assert paid.status_code in (200, 201), paid.text
+    broker = Broker(state_dir())
+    wait_for(
+        lambda: (
+            broker.committed("booking-notification", "payment.completed") > 0
+            and broker.committed("booking-expiry", "reservation.expiration") > 0
+        ),
+        timeout=60,
+        what="the twin's consumers to commit",
+    )
     draft = tmp_path / "twin.yml"
     done = cli("map", "discover", "--out", str(draft), "--name", "twin", env=environment, timeout=120)
     assert done.returncode == 0, done.stderr

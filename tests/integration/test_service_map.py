@@ -305,20 +305,26 @@ def test_an_http_probe_stops_at_its_deadline_with_the_samples_it_took(
 def test_an_empty_redis_database_is_unknown_not_an_empty_queue(
     cli: CliRunner, production: dict[str, str]
 ) -> None:
-    """No WAITING key in a database holding no key at all may as well be the wrong redis_url: not a zero."""
+    """No WAITING key in a database holding no key at all may as well be the wrong redis_url, and in one with
+    no key of the queue's family the wrong key: not a zero. With the family there, an absent key is empty."""
     empty_db = REDIS_DB + 1
     client = redis.Redis(host="127.0.0.1", port=REDIS_PORT, db=empty_db)
     client.flushdb()
     environment = {**production, "CONCERTOPS_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/{empty_db}"}
     try:
         blind = cli("check", "A-3", "--format", "json", env=environment)
-        client.set("lock:seat:some-seat", "owner", px=60_000)  # the service's own keys, no queue now
+        client.set("lock:seat:some-seat", "owner", px=60_000)  # a seat lock, and no key of the queue's
+        familyless = cli("check", "A-3", "--format", "json", env=environment)
+        client.zadd("queue:active", {"tok-1": 1})  # users let in, nobody waiting: an empty queue
         idle = cli("check", "A-3", "--format", "json", env=environment)
     finally:
         client.flushdb()
     findings = {f["signal"]: f for f in json.loads(blind.stdout)["runbooks"][0]["findings"]}
     assert blind.returncode == 3 and findings["queue_waiting"]["status"] == "UNKNOWN", findings
     assert f"Redis database {empty_db} holds no key at all" in findings["queue_waiting"]["message"]
+    findings = {f["signal"]: f for f in json.loads(familyless.stdout)["runbooks"][0]["findings"]}
+    assert findings["queue_waiting"]["status"] == "UNKNOWN", findings
+    assert "no key of its family queue:*" in findings["queue_waiting"]["message"], findings
     findings = {f["signal"]: f for f in json.loads(idle.stdout)["runbooks"][0]["findings"]}
     assert findings["queue_waiting"]["status"] == "OK" and findings["queue_waiting"]["value"] == 0, findings
 
