@@ -229,3 +229,10 @@ def idle_connections(database: str, user: str, password: str, count: int) -> lis
         pymysql.connect(host=HOST, port=MARIADB_PORT, user=user, password=password, database=database)
         for _ in range(count)
     ]
+
+
+def drop_user(user: str) -> None:
+    admin = pymysql.connect(host=HOST, port=MARIADB_PORT, user="root", password="", autocommit=True)
+    with admin.cursor() as cur:
+        cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+    admin.close()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,14 @@ import pytest
 import redis
 from cli_runner import CONCERTOPS, CliRunner
 from harness import Backend
-from prod_shape import create_database, create_topics_and_groups, drop_database, seed_holds
+from prod_shape import (
+    create_database,
+    create_topics_and_groups,
+    drop_database,
+    drop_user,
+    idle_connections,
+    seed_holds,
+)
 
 from concertops.devstack.components import REDIS_PORT
 from concertops.model.signals import Signal
@@ -197,12 +205,19 @@ def test_check_on_production_shape_judges_every_runbook_and_is_never_ok_while_bl
 ) -> None:
     seed_holds(production["CONCERTOPS_DATABASE_URL"])
     service = _SlowService(delay=1.2)
+    # The service's pool, as B-3 sees it: three idle connections of its own user on its database.
+    database = production["CONCERTOPS_DATABASE_URL"].rsplit("/", 1)[1]
+    user = f"pool_{uuid.uuid4().hex[:8]}"
+    pool = idle_connections(database, user, f"pw-{user}", 3)
     try:
         # Under the documented default --timeout, as cron runs it.
         environment = {**production, "CONCERTOPS_BACKEND_URLS": service.url, "CONCERTOPS_TIMEOUT": ""}
         done = cli("check", "--format", "json", env=environment)
     finally:
         service.close()
+        for conn in pool:
+            conn.close()
+        drop_user(user)
     assert service.paths and service.paths[0].startswith("/api/concerts/dates?concertId=")
     assert done.returncode == 2, done.stderr
     document = json.loads(done.stdout)
