@@ -22,6 +22,7 @@ from stack_fixtures import (  # noqa: F401, E402
     database_url,
     production_broker,
     stack,
+    step10_service,
 )
 
 # Variables a developer may have set that must not leak into tests; the state dir and the port offset are

@@ -4,11 +4,12 @@ columns, UUID string keys, no seat status, no outbox), its Redis queue keys and 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pymysql
 
-from concertops.devstack.components import HOST, MARIADB_PORT
+from concertops.devstack.components import HOST, MARIADB_PORT, REDIS_PORT
 
 SCHEMA = (
     "CREATE TABLE concert (concertId varchar(36) PRIMARY KEY, title varchar(255) NOT NULL,"
@@ -42,6 +43,21 @@ GROUPS = {
     "payment.completed": "data-platform-service-group",
     "notification.request": "notification-service-group",
 }
+
+
+def production_env(url: str, bootstrap: str, redis_db: int, state: Path) -> dict[str, str]:
+    """A concertops environment for a production-shape database: step10's map, no Prometheus, no backend
+    URLs, concertops's state in a local file at ``state``."""
+    return {
+        "CONCERTOPS_DATABASE_URL": url,
+        "CONCERTOPS_REDIS_URL": f"redis://{HOST}:{REDIS_PORT}/{redis_db}",
+        "CONCERTOPS_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "CONCERTOPS_PROMETHEUS_URL": "",
+        "CONCERTOPS_METRICS_URLS": "",
+        "CONCERTOPS_SERVICE_MAP": "step10",
+        "CONCERTOPS_STATE_URL": f"sqlite:///{state}",
+        "CONCERTOPS_BACKEND_URLS": "",
+    }
 
 
 def create_database() -> tuple[str, str]:

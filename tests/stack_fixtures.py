@@ -7,6 +7,7 @@ import contextlib
 import uuid
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -121,6 +122,26 @@ def broker(stack: None) -> Iterator[Broker]:
     handle = Broker(state_dir())
     yield handle
     handle.start()
+
+
+@pytest.fixture
+def step10_service(production_broker: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A fresh production-shape database, its topics and groups, an empty Redis database (10), and the
+    environment that points concertops at them (step10's map, its state in a local file, initialised)."""
+    import redis
+    from cli_runner import run_cli
+    from prod_shape import create_database, create_topics_and_groups, drop_database, production_env
+
+    name, url = create_database()
+    create_topics_and_groups(production_broker)
+    client = redis.Redis(host=HOST, port=REDIS_PORT, db=10)
+    client.flushdb()
+    env = production_env(url, production_broker, 10, tmp_path / "state.sqlite")
+    assert run_cli("state", "init", env=env).returncode == 0
+    yield env
+    client.flushdb()
+    client.close()
+    drop_database(name)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import msgspec
 from concertops.config import Profile
 from concertops.contract.draft_map import Column, Draft, Facts, decide
 from concertops.redact import error_line
+from concertops.sources.map_check import unique_columns
 
 SCAN_LIMIT = 10_000  # Redis keys looked at, at most
 FAMILY_MIN = 2  # keys sharing a prefix and a type that make a family (``queue:token:*``)
@@ -60,16 +61,7 @@ def _database(url: str, facts: Facts) -> None:
                 facts.tables.setdefault(str(table), []).append(
                     Column(str(column), str(kind).lower(), str(full), written, str(key) == "PRI")
                 )
-            facts.unique = {
-                (str(t), str(c))
-                for t, c in conn.execute(
-                    sa.text(
-                        "SELECT TABLE_NAME, MAX(COLUMN_NAME) FROM information_schema.STATISTICS"
-                        " WHERE TABLE_SCHEMA = DATABASE() AND NON_UNIQUE = 0"
-                        " GROUP BY TABLE_NAME, INDEX_NAME HAVING COUNT(*) = 1"
-                    )
-                )
-            }
+            facts.unique = unique_columns(conn)
             for table, columns in facts.tables.items():
                 status = next((c for c in columns if c.name.lower() == "status"), None)
                 if status is None:

@@ -38,17 +38,7 @@ def database_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[
                 )
             ):
                 columns.setdefault(str(table), {})[str(column)] = str(kind).lower()
-            # Columns with a unique index of their own (one column, NON_UNIQUE = 0).
-            unique = {
-                (str(table), str(column))
-                for table, column in conn.execute(
-                    sa.text(
-                        "SELECT TABLE_NAME, MAX(COLUMN_NAME) FROM information_schema.STATISTICS"
-                        " WHERE TABLE_SCHEMA = DATABASE() AND NON_UNIQUE = 0"
-                        " GROUP BY TABLE_NAME, INDEX_NAME HAVING COUNT(*) = 1"
-                    )
-                )
-            }
+            unique = unique_columns(conn)
     finally:
         engine.dispose()
     for logical, table in shape.tables.items():
@@ -75,6 +65,22 @@ def database_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[
                 if column not in found:
                     missing.append(f"column {table.table}.{column} missing ({where}.clock.{side})")
     return missing, [f"{len(shape.tables)} table(s)"]
+
+
+def unique_columns(conn: Any) -> set[tuple[str, str]]:
+    """(table, column) of every column with a unique index of its own (one column, NON_UNIQUE = 0)."""
+    import sqlalchemy as sa
+
+    return {
+        (str(table), str(column))
+        for table, column in conn.execute(
+            sa.text(
+                "SELECT TABLE_NAME, MAX(COLUMN_NAME) FROM information_schema.STATISTICS"
+                " WHERE TABLE_SCHEMA = DATABASE() AND NON_UNIQUE = 0"
+                " GROUP BY TABLE_NAME, INDEX_NAME HAVING COUNT(*) = 1"
+            )
+        )
+    }
 
 
 def redis_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[list[str], list[str]]:

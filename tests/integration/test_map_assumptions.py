@@ -18,37 +18,24 @@ import redis
 import sqlalchemy as sa
 import workers
 import yaml
-from cli_runner import CliRunner, run_cli
+from cli_runner import CliRunner
 from harness import free_port_block, wait_for
-from prod_shape import create_database, create_topics_and_groups, drop_database, seed_holds, seed_payments
+from prod_shape import (
+    create_topics_and_groups,
+    seed_holds,
+    seed_payments,
+)
 
 from concertops.contract import service_map
 from concertops.contract.zones import offset_at
 from concertops.devstack.components import HOST, MARIADB_PORT, REDIS_PORT
 
-REDIS_DB = 10
+REDIS_DB = 10  # the step10_service fixture's
 
 
 @pytest.fixture
-def step10(production_broker: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    name, url = create_database()
-    create_topics_and_groups(production_broker)
-    client = redis.Redis(host=HOST, port=REDIS_PORT, db=REDIS_DB)
-    client.flushdb()
-    env = {
-        "CONCERTOPS_DATABASE_URL": url,
-        "CONCERTOPS_REDIS_URL": f"redis://{HOST}:{REDIS_PORT}/{REDIS_DB}",
-        "CONCERTOPS_KAFKA_BOOTSTRAP_SERVERS": production_broker,
-        "CONCERTOPS_PROMETHEUS_URL": "",
-        "CONCERTOPS_SERVICE_MAP": "step10",
-        "CONCERTOPS_STATE_URL": f"sqlite:///{tmp_path / 'state.sqlite'}",
-        "CONCERTOPS_BACKEND_URLS": "",
-    }
-    assert run_cli("state", "init", env=env).returncode == 0
-    yield env
-    client.flushdb()
-    client.close()
-    drop_database(name)
+def step10(step10_service: dict[str, str]) -> dict[str, str]:
+    return step10_service
 
 
 def _map(tmp_path: Path, **changes: Any) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,6 @@ from checking import env as twin_env
 from cli_runner import CliRunner
 from harness import Backend, Broker, wait_for
 from prod_shape import (
-    create_database,
-    create_topics_and_groups,
-    drop_database,
     seed_holds,
     seed_payments,
     seed_tokens,
@@ -29,7 +25,7 @@ from concertops.contract import service_map
 from concertops.contract.discovery import state_dir
 from concertops.devstack.components import HOST, REDIS_PORT
 
-REDIS_DB = 11
+REDIS_DB = 10  # the step10_service fixture's
 PROBE = "/api/concerts/dates?concertId=00000000-0000-0000-0000-000000000000"
 
 
@@ -49,23 +45,10 @@ def _judged(cli: CliRunner, envs: list[dict[str, str]]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def production(production_broker: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    name, url = create_database()
-    create_topics_and_groups(production_broker)
-    client = redis.Redis(host=HOST, port=REDIS_PORT, db=REDIS_DB)
-    client.flushdb()
-    yield {
-        "CONCERTOPS_DATABASE_URL": url,
-        "CONCERTOPS_REDIS_URL": f"redis://{HOST}:{REDIS_PORT}/{REDIS_DB}",
-        "CONCERTOPS_KAFKA_BOOTSTRAP_SERVERS": production_broker,
-        "CONCERTOPS_PROMETHEUS_URL": "",
-        "CONCERTOPS_METRICS_URLS": "",
-        "CONCERTOPS_BACKEND_URLS": "",
-        "CONCERTOPS_STATE_URL": f"sqlite:///{tmp_path / 'state.sqlite'}",
-    }
-    client.flushdb()
-    client.close()
-    drop_database(name)
+def production(step10_service: dict[str, str]) -> dict[str, str]:
+    env = dict(step10_service)
+    env.pop("CONCERTOPS_SERVICE_MAP")  # each run names its map
+    return env
 
 
 def test_discover_on_production_judges_every_runbook_as_step10_does(
