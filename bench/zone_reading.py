@@ -56,10 +56,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="reuse the table a previous run seeded")
     args = parser.parse_args()
     started = time.monotonic()
-    seed(args.rows)
-    print(f"seeded {args.rows:,} reservations in {time.monotonic() - started:.1f} s")
+    if not args.keep:
+        seed(args.rows)
+        print(f"seeded {args.rows:,} reservations in {time.monotonic() - started:.1f} s")
     engine = open_engine(f"mysql+pymysql://root@127.0.0.1:3306/{DATABASE}", 30, connections=1)
     shape = service_map.load("step10")
     reading_s: list[float] = []

@@ -2,9 +2,9 @@
 
 A map names, per table, a pair of columns (``clock: {service: heldAt, database: createdAt}``): one the
 service writes in its process's zone, one the database writes (``DEFAULT CURRENT_TIMESTAMP``, in the
-server's zone). On the newest rows (the last day) their difference, plus the server's own offset, is the
-service's offset from UTC. Every cutoff of a signal or a step that compares the service's times is taken
-in the zone this reading decides:
+server's zone). On recent rows (up to 50 of the last day) their difference, plus the server's own offset,
+is the service's offset from UTC. Every cutoff of a signal or a step that compares the service's times is
+taken in the zone this reading decides:
 
 - the rows agree with the map: the map's zone;
 - they contradict it, all alike: the offset they show, and the reading says so;
@@ -65,9 +65,11 @@ def read_zone(conn: Any, shape: ServiceMap, logical: str, now: datetime | None =
     else:
         diff = f"TIMESTAMPDIFF(SECOND, {db}, {svc})"
         since = f"(UTC_TIMESTAMP() + INTERVAL {server_s} SECOND - INTERVAL 1 DAY)"
+    # The first rows of the last day the scan meets, not the newest: without an index on the database's
+    # column (production has none), ORDER BY would sort the whole table on every probe (2.5 s at 2,000,000
+    # rows, BENCHMARKS.md); this stops after ROWS recent ones.
     statement = (
-        f"SELECT {db}, {diff} FROM `{table.table}` WHERE {db} >= {since} AND {svc} IS NOT NULL"
-        f" ORDER BY {db} DESC LIMIT {ROWS}"
+        f"SELECT {db}, {diff} FROM `{table.table}` WHERE {db} >= {since} AND {svc} IS NOT NULL LIMIT {ROWS}"
     )
     try:
         found = [(_as_datetime(at), int(d)) for at, d in conn.execute(sa.text(statement)) if d is not None]
