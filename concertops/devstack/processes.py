@@ -1,7 +1,9 @@
 """Start and stop the devstack's own child processes, remembered by PID file.
 
 A PID file records the PID and the process start time, so ``down`` never signals a process that merely
-reused the PID of one we started.
+reused the PID of one we started. The start time is compared in clock ticks since boot where the system
+gives them (``/proc/<pid>/stat``): a wall-clock start time moves when the clock is stepped (a resumed
+virtual machine, NTP), and every child would then look like a stranger.
 """
 
 from __future__ import annotations
@@ -24,6 +26,18 @@ class Child:
     pid: int
     started: float
     cmd: list[str]
+    ticks: int = 0  # start time in clock ticks since boot (0 where unknown)
+
+
+def start_ticks(pid: int) -> int:
+    """A process's start time in clock ticks since boot (Linux), immune to wall-clock steps; 0 elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return 0
+    # After the command name in parentheses (which may hold spaces), field 22 of the line is the 20th.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19]) if len(fields) > 19 else 0
 
 
 # The process handles of children started by this process, so their exit status can be read back.
@@ -59,7 +73,8 @@ def spawn(root: Path, name: str, cmd: list[str], env: dict[str, str] | None = No
             cwd=root,
         )
     _HANDLES[proc.pid] = proc
-    child = Child(name=name, pid=proc.pid, started=psutil.Process(proc.pid).create_time(), cmd=cmd)
+    started = psutil.Process(proc.pid).create_time()
+    child = Child(name=name, pid=proc.pid, started=started, cmd=cmd, ticks=start_ticks(proc.pid))
     _pid_file(root, name).write_text(json.dumps(child.__dict__), encoding="utf-8")
     return child
 
@@ -72,7 +87,9 @@ def recorded(root: Path, name: str) -> Child | None:
     try:
         child = Child(**json.loads(path.read_text(encoding="utf-8")))
         proc = psutil.Process(child.pid)
-        if abs(proc.create_time() - child.started) > 1 or proc.status() == psutil.STATUS_ZOMBIE:
+        ticks = start_ticks(child.pid) if child.ticks else 0
+        same = ticks == child.ticks if ticks else abs(proc.create_time() - child.started) <= 1
+        if not same or proc.status() == psutil.STATUS_ZOMBIE:
             return None
     except (ValueError, TypeError, psutil.Error):
         return None

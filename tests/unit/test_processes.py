@@ -26,12 +26,29 @@ def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
         pid_file = tmp_path / "pids" / "sleeper.json"
         data = json.loads(pid_file.read_text())
         data["started"] -= 1000
+        data["ticks"] -= 100_000
         pid_file.write_text(json.dumps(data))
         assert processes.recorded(tmp_path, "sleeper") is None
         assert processes.stop(tmp_path, "sleeper") is False
         assert psutil.Process(child.pid).is_running()
     finally:
         psutil.Process(child.pid).kill()
+
+
+def test_a_wall_clock_step_does_not_make_our_child_a_stranger(tmp_path: Path) -> None:
+    """The clock stepped by an hour since the child started (a resumed virtual machine): still ours."""
+    child = processes.spawn(tmp_path, "sleeper", ["sleep", "60"])
+    try:
+        assert child.ticks > 0
+        pid_file = tmp_path / "pids" / "sleeper.json"
+        data = json.loads(pid_file.read_text())
+        data["started"] -= 3600
+        pid_file.write_text(json.dumps(data))
+        assert processes.recorded(tmp_path, "sleeper") is not None
+        assert processes.stop(tmp_path, "sleeper") is True
+    finally:
+        if psutil.pid_exists(child.pid):
+            psutil.Process(child.pid).kill()
 
 
 def test_output_goes_to_the_log(tmp_path: Path) -> None:
