@@ -23,7 +23,7 @@ from typing import Any
 from concertops.contract.service_map import ServiceMap
 from concertops.contract.zones import cutoff_offset, offset_at, offset_text, utc_now
 
-ROWS = 50  # the newest rows looked at
+ROWS = 50  # rows of the last day looked at
 TOLERANCE_S = 120  # a service's write and the database's may be this far apart (the same INSERT)
 AGREEING_SHARE = 0.8  # of the rows, for the map's zone to hold, or for another to be read from them
 STEP_S = 900  # zone offsets are whole quarter hours
@@ -111,13 +111,13 @@ def judge_rows(
     (common, count), *_ = Counter(whole).most_common(1)
     if common is None or count < AGREEING_SHARE * len(found):
         raise ZoneUnreadable(
-            f"the newest {len(found)} {table} rows disagree on the service's zone ({svc} against {db}): "
+            f"{len(found)} {table} rows of the last day disagree on the service's zone ({svc} against {db}): "
             f"not judged in the map's {zone} nor in any other"
         )
     implied = offset_text(common)
     note = (
-        f"the service writes times {implied} from UTC ({len(found)} newest {table} rows, {svc} against "
-        f"{db}); the map says {zone}: judged at {implied} (fix the map's zone: `concertops doctor`)"
+        f"the service writes times {implied} from UTC ({len(found)} {table} rows of the last day, {svc} "
+        f"against {db}); the map says {zone}: judged at {implied} (fix the map's zone: `concertops doctor`)"
     )
     return ZoneReading(zone, common, note, contradicted=True, implied=implied, rows=len(found))
 

@@ -233,7 +233,8 @@ def _zone(url: str, draft: Draft) -> None:
                 draft.data["zone"] = reading.implied or "UTC"
                 draft.why(
                     "zone",
-                    f"the newest {reading.rows} {logical} rows' two clocks differ by {draft.data['zone']}; "
+                    f"{reading.rows} {logical} rows of the last day: their two clocks differ by "
+                    f"{draft.data['zone']}; "
                     "an IANA name (Asia/Seoul) follows daylight saving time where a fixed offset does not",
                 )
                 return

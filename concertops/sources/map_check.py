@@ -135,7 +135,7 @@ def kafka_gaps(bootstrap: str, shape: ServiceMap) -> tuple[list[str], list[str]]
 
 
 def zone_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[list[str], list[str]]:
-    """Per table with a clock pair, the zone its newest rows show next to the map's."""
+    """Per table with a clock pair, the zone its recent rows show next to the map's."""
     from concertops.sources.clock import ZoneUnreadable, read_zone
     from concertops.sources.database import open_engine
 
@@ -156,10 +156,13 @@ def zone_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[list
                 if reading.contradicted:
                     missing.append(
                         f"{logical}: the rows say {reading.implied}, the map says {shape.zone} (zone): "
-                        f"{reading.rows} newest rows, {table.clock.service} against {table.clock.database}"
+                        f"{reading.rows} rows of the last day, {table.clock.service} against "
+                        f"{table.clock.database}"
                     )
                 elif reading.rows:
-                    found.append(f"{logical}: the rows agree with {shape.zone} ({reading.rows} newest)")
+                    found.append(
+                        f"{logical}: the rows agree with {shape.zone} ({reading.rows} of the last day)"
+                    )
                 else:
                     found.append(f"{logical}: no row of the last day, the zone {shape.zone} not checked")
     finally:

@@ -119,7 +119,7 @@ def test_an_iana_zone_with_daylight_saving_time_judges_rows_from_both_sides_of_a
     cli: CliRunner, step10: dict[str, str], tmp_path: Path
 ) -> None:
     """Europe/Berlin: rows written today at today's offset, and holds left from six months ago written at
-    that season's offset (the other side of a change). The newest rows agree with the zone; every old hold
+    that season's offset (the other side of a change). Today's rows agree with the zone; every old hold
     and every overdue new one is counted, and none of those not yet due."""
     url = step10["CONCERTOPS_DATABASE_URL"]
     now = datetime.now(UTC).replace(tzinfo=None)
