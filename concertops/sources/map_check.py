@@ -15,6 +15,9 @@ from concertops.contract.service_map import ServiceMap
 from concertops.redact import error_line, redact_url
 from concertops.sources.health import SourceCheck
 
+# The statuses the runbooks read and write by name, per logical table: an enum without one of them makes a
+# signal count nothing, or a step's UPDATE fail.
+RUNBOOK_STATUSES = {"reservation": ("HELD", "EXPIRED"), "payment": ("SUCCESS",)}
 _KEY_TYPES = {"int": {"int", "bigint", "smallint", "mediumint", "tinyint"}, "uuid": {"char", "varchar"}}
 TIMEOUT_S = 3.0
 
@@ -31,13 +34,16 @@ def database_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[
     try:
         with engine.connect() as conn:
             columns: dict[str, dict[str, str]] = {}
-            for table, column, kind in conn.execute(
+            enums: dict[tuple[str, str], list[str]] = {}
+            for table, column, kind, full in conn.execute(
                 sa.text(
-                    "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS"
+                    "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS"
                     " WHERE TABLE_SCHEMA = DATABASE()"
                 )
             ):
                 columns.setdefault(str(table), {})[str(column)] = str(kind).lower()
+                if str(full).lower().startswith("enum("):
+                    enums[(str(table), str(column))] = [v.strip("'") for v in str(full)[5:-1].split(",")]
             unique = unique_columns(conn)
     finally:
         engine.dispose()
@@ -64,7 +70,29 @@ def database_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[
                 column = getattr(table.clock, side)
                 if column not in found:
                     missing.append(f"column {table.table}.{column} missing ({where}.clock.{side})")
+    missing += status_gaps(shape, enums)
     return missing, [f"{len(shape.tables)} table(s)"]
+
+
+def status_gaps(shape: ServiceMap, enums: dict[tuple[str, str], list[str]]) -> list[str]:
+    """The statuses the runbooks and the map's ``seat_taken_by`` name that a status enum does not hold."""
+    gaps = []
+    for logical, names in RUNBOOK_STATUSES.items():
+        table = shape.table(logical)
+        column = table.column("status") if table else None
+        if table is None or column is None or (table.table, column) not in enums:
+            continue  # no status column, or not an enum (a string column takes any value)
+        values = enums[(table.table, column)]
+        wanted = [*names, *(shape.seat_taken_by if logical == "reservation" else ())]
+        for status in dict.fromkeys(wanted):
+            if status not in values:
+                field = (
+                    "seat_taken_by" if status in shape.seat_taken_by else f"tables.{logical}.columns.status"
+                )
+                gaps.append(
+                    f"status {status} is not one of {table.table}.{column} ({', '.join(values)}) ({field})"
+                )
+    return gaps
 
 
 def unique_columns(conn: Any) -> set[tuple[str, str]]:

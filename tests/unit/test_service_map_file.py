@@ -97,3 +97,20 @@ def test_the_profile_names_its_map_and_the_environment_overrides_it(tmp_path: Pa
     assert load_profile(str(config), env={}).service_map == "step10"
     assert load_profile(str(config), env={"CONCERTOPS_SERVICE_MAP": "reference"}).service_map == "reference"
     assert load_profile(env={}).service_map == "reference"
+
+
+def test_a_status_the_runbooks_or_the_map_name_must_be_in_the_enum() -> None:
+    from concertops.sources.map_check import status_gaps
+
+    shape = service_map.load("step10")
+    enums = {
+        ("reservation", "status"): ["HELD", "CONFIRMED", "CANCELLED", "EXPIRED"],
+        ("payment", "status"): ["SUCCESS", "FAILED", "CANCELLED"],
+    }
+    assert status_gaps(shape, enums) == []
+    enums[("reservation", "status")] = ["PENDING", "CONFIRMED", "EXPIRED"]
+    enums[("payment", "status")] = ["PAID", "FAILED"]
+    assert status_gaps(shape, enums) == [
+        "status HELD is not one of reservation.status (PENDING, CONFIRMED, EXPIRED) (seat_taken_by)",
+        "status SUCCESS is not one of payment.status (PAID, FAILED) (tables.payment.columns.status)",
+    ]
