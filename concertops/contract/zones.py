@@ -73,7 +73,3 @@ def now_sql(offset: timedelta, dialect: str) -> str:
     if dialect == "sqlite":
         return "datetime('now')" if not seconds else f"datetime('now', '{seconds:+d} seconds')"
     return "UTC_TIMESTAMP()" if not seconds else f"(UTC_TIMESTAMP() + INTERVAL {seconds} SECOND)"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

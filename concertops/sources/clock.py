@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from concertops.contract.service_map import ServiceMap
-from concertops.contract.zones import cutoff_offset, offset_at, offset_text, utc_now
+from concertops.contract.zones import cutoff_offset, offset_at, offset_text
+from concertops.sources.database import database_now
 
 ROWS = 50  # rows of the last day looked at
 TOLERANCE_S = 120  # a service's write and the database's may be this far apart (the same INSERT)
@@ -52,7 +53,7 @@ def read_zone(conn: Any, shape: ServiceMap, logical: str, now: datetime | None =
     clock = table.clock if table is not None else None
     sqlite = conn.dialect.name == "sqlite"
     if now is None:
-        now = utc_now() if sqlite else _utc_now(conn)
+        now = database_now(conn)
     declared = cutoff_offset(zone, now)
     if table is None or clock is None:
         # No evidence named: the map's zone, as written (doctor says the zone is not checked).
@@ -146,12 +147,6 @@ def _server_offset_s(conn: Any) -> int:
             "times it writes cannot be compared"
         )
     return int(round(int(value[0]) / 60) * 60)
-
-
-def _utc_now(conn: Any) -> datetime:
-    import sqlalchemy as sa
-
-    return _as_datetime(conn.execute(sa.text("SELECT UTC_TIMESTAMP()")).scalar_one())
 
 
 def _as_datetime(value: Any) -> datetime:
