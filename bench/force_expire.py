@@ -24,10 +24,10 @@ import sqlalchemy as sa
 from concertops.booking.db import make_engine
 from concertops.booking.schema_admin import migrate
 from concertops.config import Profile
-from concertops.engine.actions import Context
+from concertops.engine.action_api import Context
 from concertops.engine.force_expire import ForceExpire
 from concertops.model.findings import Step
-from concertops.runbooks import actions as catalogue
+from concertops.runbooks import catalogue
 from concertops.sources.database import open_engine
 
 RESULTS = Path(__file__).parent / "results" / "force_expire.json"
@@ -163,7 +163,7 @@ def main() -> None:
         "force-expire",
         "bench",
         "force_expire",
-        catalogue.ForceExpire(batch=args.batch, max_rows=args.rows, sleep=0.0),
+        catalogue.ForceExpireParams(batch=args.batch, max_rows=args.rows, sleep=0.0),
     )
     action = ForceExpire(step)
     tool_engine = open_engine(url)

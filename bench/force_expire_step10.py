@@ -26,10 +26,10 @@ import sqlalchemy as sa
 
 from concertops.config import Profile
 from concertops.contract import service_map
-from concertops.engine.actions import Context
+from concertops.engine.action_api import Context
 from concertops.engine.force_expire_mapped import MappedForceExpire
 from concertops.model.findings import Step
-from concertops.runbooks import actions as catalogue
+from concertops.runbooks import catalogue
 from concertops.sources.database import open_engine
 
 RESULTS = Path(__file__).parent / "results"
@@ -170,7 +170,7 @@ def main() -> None:
         "force-expire",
         "bench",
         "force_expire",
-        catalogue.ForceExpire(batch=args.batch, max_rows=args.rows, sleep=0.0),
+        catalogue.ForceExpireParams(batch=args.batch, max_rows=args.rows, sleep=0.0),
     )
     action = MappedForceExpire(step)
     tool_engine = open_engine(url)

@@ -35,9 +35,9 @@ from concertops.config import Profile
 from concertops.contract import events
 from concertops.contract.names import TOPIC_PAYMENT_COMPLETED
 from concertops.devstack.components import KAFKA_PORT
-from concertops.engine.actions import Context, Outcome
+from concertops.engine.action_api import Context, Outcome
 from concertops.model.findings import Step
-from concertops.runbooks import actions as catalogue
+from concertops.runbooks import catalogue
 from concertops.sources.database import open_engine
 
 RESULTS = Path(__file__).parent / "results" / "republish_once.json"
@@ -51,7 +51,9 @@ def republish(batch: int, rate: int) -> Outcome:
 
     engine = open_engine(URL)
     try:
-        config = catalogue.RepublishPayments(window="last_hour", max_events=10**6, batch=batch, max_rate=rate)
+        config = catalogue.RepublishPaymentsParams(
+            window="last_hour", max_events=10**6, batch=batch, max_rate=rate
+        )
         action = RepublishPayments(Step("republish-window", "bench", "republish_payments", config))
         profile = Profile(name="bench", database_url=URL, kafka_bootstrap_servers=BOOTSTRAP)
         ctx = Context(profile, engine, dry_run=False, operator="bench", reason="bench")

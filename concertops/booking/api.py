@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
 import sqlalchemy as sa
@@ -18,13 +18,27 @@ from pydantic import BaseModel, Field
 
 from concertops.booking.domain import catalog
 from concertops.booking.domain.errors import DomainError
-from concertops.booking.service import EventNotPublished, PoolExhausted
+from concertops.booking.service import BookingService, EventNotPublished, PoolExhausted
 
 if TYPE_CHECKING:
-    from concertops.booking.instance import Instance
+    from concertops.booking.live_settings import LiveSettings
+    from concertops.booking.metrics import Metrics
 
 log = logging.getLogger(__name__)
 CACHE_TTL_S = 60
+
+
+class Instance(Protocol):
+    """What the API needs of the instance that serves it (``concertops.booking.instance.Instance``)."""
+
+    service: BookingService
+    metrics: Metrics
+    settings: LiveSettings
+    redis: redis.Redis
+
+    def lifespan(self, app: Any) -> Any: ...
+
+    def health(self) -> dict[str, str]: ...
 
 
 class TokenRequest(BaseModel):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
-
 from concertops.cli import console
 from concertops.cli.render import COLOURS, left_out_line
 from concertops.model.status import Status
@@ -76,7 +74,7 @@ class TerminalUi:
         mark = _MARKS.get(run.outcome.result, "?")
         self.console.print(f"  {mark} [bold]{run.step.id}[/]: {run.outcome.detail}")
         for statement in run.statements:
-            self.console.print(f"      [dim]{escape(statement)}[/]", soft_wrap=True)
+            self.console.print(f"      [dim]{console.escape(statement)}[/]", soft_wrap=True)
 
     def note(self, text: str) -> None:
         self.console.print(f"  [dim]{text}[/]")
@@ -112,12 +110,8 @@ def summary(result: ApplyResult, ui: TerminalUi) -> None:
         if result.dry_run and result.steps:
             out.print("[bold]Dry run[/]: nothing was changed. Run again with --apply to do it.")
         return
-    from rich.table import Table
-
     before, after = result.before, result.after
-    table = Table(title=f"{before.id}: before → after", title_justify="left", show_edge=False)
-    for column in ("signal", "before", "after"):
-        table.add_column(column)
+    table = console.table("signal", "before", "after", title=f"{before.id}: before → after", edge=False)
     after_by_signal = {f.signal: f for f in after.findings}
     for finding in before.findings:
         later = after_by_signal.get(finding.signal)
@@ -137,29 +131,11 @@ def summary(result: ApplyResult, ui: TerminalUi) -> None:
 
 
 class _Bar:
-    def __init__(self, console: Any, what: str, total: int | None) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.console, self.what, self.total, self.done, self.reported = console, what, total, 0, 0
+    def __init__(self, on: Any, what: str, total: int | None) -> None:
+        self.console, self.what, self.total, self.done, self.reported = on, what, total, 0, 0
         self._progress: Any = None
-        if console.is_terminal:
-            self._progress = Progress(
-                TextColumn("  {task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            )
+        if on.is_terminal:
+            self._progress = console.progress(on, counted=True)
             self._task = self._progress.add_task(what, total=total, rate="")
             self._progress.start()
         import time

@@ -58,16 +58,23 @@ def audit(
 
         console.out().file.write(json.dumps(rows, indent=2, default=str) + "\n")
         return
-    from rich.table import Table
-
     from concertops.cli import console
 
     if not rows:
         console.out().print("no audit rows match")
         return
-    table = Table(show_edge=False)
-    for column in ("started (UTC)", "run", "runbook", "step", "result", "rows", "operator@host", "detail"):
-        table.add_column(column, overflow="fold")
+    table = console.table(
+        "started (UTC)",
+        "run",
+        "runbook",
+        "step",
+        "result",
+        "rows",
+        "operator@host",
+        "detail",
+        edge=False,
+        fold=True,
+    )
     for r in rows:
         result = r["result"] + (" (dry)" if r["dry_run"] else "")
         table.add_row(

@@ -176,11 +176,9 @@ def _tuning(args: tuple[str, ...]) -> Tuning:
 
 
 def _summary(stories: list[Told], healthy: bool, seconds: float) -> None:
-    from rich.table import Table
-
-    table = Table(title="What happened", title_justify="left")
-    for column in ("incident", "detected after", "fixed and verified in", "steps", "result"):
-        table.add_column(column)
+    table = console.table(
+        "incident", "detected after", "fixed and verified in", "steps", "result", title="What happened"
+    )
     for s in stories:
         table.add_row(
             s.incident,

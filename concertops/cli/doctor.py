@@ -129,14 +129,10 @@ def _state_store(profile: Profile) -> SourceCheck:
 
 
 def _render(profile: str, checks: list[SourceCheck]) -> None:
-    from rich.table import Table
-
     if not checks:
         console.out().print(f"profile {profile}: no source configured — see `concertops config show`")
         return
-    table = Table(title=f"profile {profile}")
-    for column in ("source", "target", "", "detail"):
-        table.add_column(column)
+    table = console.table("source", "target", "", "detail", title=f"profile {profile}")
     for c in checks:
         mark = "[green]ok[/]" if c.ok else "[bold red]FAIL[/]"
         detail = c.detail if c.ok else f"{c.detail}\n[yellow]fix:[/] {c.fix}"

@@ -20,7 +20,7 @@ from concertops.cli.state import OPTIONS, remaining
 from concertops.model.errors import UsageError
 from concertops.model.page import Page, StepSpec
 from concertops.model.params import Knob, bounds_text, knobs, value_types
-from concertops.runbooks.actions import SetSetting
+from concertops.runbooks.catalogue import SetSettingParams
 
 APPLY = typer.Option(False, "--apply", help="Remediate: confirm, lock, run the steps (audited), verify.")
 DRY_RUN = typer.Option(
@@ -102,7 +102,7 @@ class KnobOption:
     def help(self) -> str:
         config = self.step.config
         value = getattr(config, self.field)
-        if isinstance(config, SetSetting):
+        if isinstance(config, SetSettingParams):
             bounds = bounds_text(config.min, config.max)
             what = f"{config.setting} for this step: {self.step.title.lower()}"
             if self.step.optional:

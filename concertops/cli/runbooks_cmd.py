@@ -12,14 +12,10 @@ app = typer.Typer(help="Read the runbook pages (runbooks/A-1.md …).", no_args_
 @app.command("list")
 def list_runbooks() -> None:
     """Every runbook with its title, main signal and remediation steps."""
-    from rich.table import Table
-
     from concertops.cli import console
     from concertops.runbooks.pages import RUNBOOK_IDS, load
 
-    table = Table()
-    for column in ("id", "title", "command", "main signal", "remediation"):
-        table.add_column(column)
+    table = console.table("id", "title", "command", "main signal", "remediation")
     for runbook_id in RUNBOOK_IDS:
         page = load(runbook_id)
         table.add_row(
@@ -35,8 +31,6 @@ def list_runbooks() -> None:
 @app.command("show")
 def show(runbook_id: str = typer.Argument(..., metavar="ID", help="A-1 … B-4 (a1, A1 work too).")) -> None:
     """One runbook's page: meaning, impact, diagnosis, mitigation, limits, and its signals."""
-    from rich.markdown import Markdown
-
     from concertops.cli import console
     from concertops.runbooks.pages import RUNBOOK_IDS, load, normalise_id
 
@@ -45,7 +39,7 @@ def show(runbook_id: str = typer.Argument(..., metavar="ID", help="A-1 … B-4 (
     except ValueError:
         raise UsageError(f"unknown runbook {runbook_id!r}", f"use one of {', '.join(RUNBOOK_IDS)}") from None
     out = console.out()
-    out.print(Markdown(page.body))
+    out.print(console.markdown(page.body))
     out.print()
     out.print("[bold]Signals[/]")
     for signal in page.signals:

@@ -58,13 +58,11 @@ def list_settings(fmt: Fmt = FORMAT) -> None:
             }
         )
         return
-    from rich.table import Table
-
     from concertops.cli import console
 
-    table = Table(title=f"settings version {version}", title_justify="left", show_edge=False)
-    for column in ("name", "value", "recommended", "legacy", "meaning"):
-        table.add_column(column)
+    table = console.table(
+        "name", "value", "recommended", "legacy", "meaning", title=f"settings version {version}", edge=False
+    )
     for s in specs.SPECS:
         value = s.render(values[s.name])
         shown = value if value == s.render(s.default) else f"[bold yellow]{value}[/]"
@@ -160,13 +158,11 @@ def history(
     if fmt is Fmt.json:
         _json(rows)
         return
-    from rich.table import Table
-
     from concertops.cli import console
 
-    table = Table(show_edge=False)
-    for column in ("version", "setting", "old → new", "operator", "reason", "changed (UTC)"):
-        table.add_column(column)
+    table = console.table(
+        "version", "setting", "old → new", "operator", "reason", "changed (UTC)", edge=False
+    )
     for r in rows:
         table.add_row(
             str(r["version"]),

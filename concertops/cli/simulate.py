@@ -97,8 +97,6 @@ def incident(
 
 
 def _render_outcome(outcome: Outcome) -> None:
-    from rich.table import Table
-
     from concertops.model.evaluate import format_value
 
     out = console.out()
@@ -113,9 +111,7 @@ def _render_outcome(outcome: Outcome) -> None:
             f"{outcome.result.verdict if outcome.result else ''}"
         )
     if outcome.result is not None:
-        table = Table(show_edge=False, box=None, padding=(0, 2))
-        for column in ("status", "signal", "value", "threshold", "source"):
-            table.add_column(column)
+        table = console.table("status", "signal", "value", "threshold", "source", edge=False, plain=True)
         for f in outcome.result.findings:
             if f.status.name == "OK":
                 continue
@@ -194,15 +190,7 @@ def load(
 
 
 def _progress(proc: subprocess.Popen[str], duration: float, label: str) -> None:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TimeRemainingColumn(),
-        console=console.err(),
-        transient=True,
-    ) as progress:
+    with console.progress(console.err(), counted=False) as progress:
         task = progress.add_task(label, total=duration)
         started = time.monotonic()
         while proc.poll() is None:
@@ -211,11 +199,11 @@ def _progress(proc: subprocess.Popen[str], duration: float, label: str) -> None:
 
 
 def _render(r: dict[str, object]) -> None:
-    from rich.table import Table
-
-    table = Table(
+    table = console.table(
+        "",
+        "",
         title=f"{r['scenario']} — {r['users']} users, {r['instances']} instance(s), {r['duration_s']} s",
-        show_header=False,
+        header=False,
     )
     rows = [
         ("requests", f"{r['requests']}  ({r['throughput_rps']} req/s)"),

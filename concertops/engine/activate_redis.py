@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from concertops.engine.actions import Context, Outcome
+from concertops.engine.action_api import Context, Outcome
 from concertops.model.errors import UsageError
 from concertops.model.findings import Step
 

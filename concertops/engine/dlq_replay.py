@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from concertops.contract.names import TOPIC_EXPIRATION, TOPIC_EXPIRATION_DLQ
-from concertops.engine.actions import Context, Outcome
+from concertops.engine.action_api import Context, Outcome
 from concertops.model.errors import ConcertopsError, SourceUnreachable, UsageError
 from concertops.model.findings import Step
-from concertops.runbooks import actions as catalogue
+from concertops.runbooks import catalogue
 from concertops.sources.producer import Outgoing, Producer
 
 GROUP = "concertops-dlq-replay"
@@ -30,7 +30,7 @@ class ReplayDlq:
     step: Step
 
     def _limits(self) -> tuple[int, int, float]:
-        config: catalogue.ReplayDlq = self.step.config
+        config: catalogue.ReplayDlqParams = self.step.config
         return config.max_messages, config.max_replays, float(config.max_rate)
 
     def _consumer(self, ctx: Context) -> tuple[Any, list[Any], int]:

@@ -22,11 +22,11 @@ import sqlalchemy as sa
 from concertops.contract import events
 from concertops.contract.names import TOPIC_EXPIRATION
 from concertops.contract.schema import outbox_event, reservation, schedule, seat
-from concertops.engine.actions import Context, Outcome, Progress
+from concertops.engine.action_api import Context, Outcome, Progress
 from concertops.engine.interrupts import deferred
 from concertops.engine.runs import now
 from concertops.model.findings import Step
-from concertops.runbooks import actions as catalogue
+from concertops.runbooks import catalogue
 from concertops.sources.database import database_now
 
 _OVERDUE = sa.and_(reservation.c.status == "HELD", reservation.c.held_expires_at < sa.bindparam("cutoff"))
@@ -40,7 +40,7 @@ class Limits:
 
     @classmethod
     def of(cls, step: Step) -> Limits:
-        config: catalogue.ForceExpire = step.config
+        config: catalogue.ForceExpireParams = step.config
         return cls(config.batch, config.max_rows, config.sleep)
 
 

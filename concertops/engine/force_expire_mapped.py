@@ -22,12 +22,12 @@ import sqlalchemy as sa
 
 from concertops.contract.service_map import ServiceMap
 from concertops.contract.zones import now_sql
-from concertops.engine.actions import Context, Outcome, Progress
+from concertops.engine.action_api import Context, Outcome, Progress
 from concertops.engine.force_expire import dry_run_outcome, expired_outcome
 from concertops.engine.interrupts import deferred
 from concertops.model.errors import UsageError
 from concertops.model.findings import Step
-from concertops.runbooks import actions as catalogue
+from concertops.runbooks import catalogue
 from concertops.sources.clock import ZoneReading, ZoneUnreadable, read_zone
 
 
@@ -74,7 +74,7 @@ class MappedForceExpire:
 
     def prepare(self, ctx: Context) -> str:
         sql = Statements.of(ctx.shape)
-        config: catalogue.ForceExpire = self.step.config
+        config: catalogue.ForceExpireParams = self.step.config
         with ctx.engine.connect() as conn:
             cutoff, zone = _cutoff(conn, ctx)
             self.total = int(conn.execute(sa.text(sql.count), {"cutoff": cutoff}).scalar_one())
@@ -92,7 +92,7 @@ class MappedForceExpire:
 
     def run(self, ctx: Context) -> Outcome:
         sql = Statements.of(ctx.shape)
-        config: catalogue.ForceExpire = self.step.config
+        config: catalogue.ForceExpireParams = self.step.config
         with ctx.engine.connect() as conn:
             cutoff, _zone = _cutoff(conn, ctx)  # fixed for the run
             overdue = int(conn.execute(sa.text(sql.count), {"cutoff": cutoff}).scalar_one())

@@ -16,11 +16,11 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from concertops.engine.actions import Context, Outcome, check_limits
+from concertops.engine.action_api import Context, Outcome, check_limits
 from concertops.model.errors import UsageError
 from concertops.model.findings import Step
 from concertops.redact import redact_text
-from concertops.runbooks import actions as catalogue
+from concertops.runbooks import catalogue
 
 HOOK_TIMEOUT_S = 600.0  # a deploy may take minutes; a hook that hangs longer fails the step
 HANDED_OVER = "handed over"
@@ -59,7 +59,7 @@ class HandOff:
         config = self.step.config
         wanted = (
             {config.setting: config.value}
-            if isinstance(config, catalogue.SetSetting)
+            if isinstance(config, catalogue.SetSettingParams)
             else dict(config.settings)
         )
         constants = ctx.shape.deploy_constants

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from concertops.engine.actions import Context, Outcome
+from concertops.engine.action_api import Context, Outcome
 from concertops.model.errors import UsageError
 from concertops.model.findings import Step
-from concertops.runbooks import actions as catalogue
+from concertops.runbooks import catalogue
 from concertops.sources.database import CONNECTION_MARK, is_mysql
 from concertops.sources.sql import user_privileges
 
@@ -67,7 +67,7 @@ class KillIdle:
     victims: list[Victim] = field(default_factory=list)
 
     def _settings(self, ctx: Context) -> tuple[int, int, str]:
-        config: catalogue.KillIdle = self.step.config
+        config: catalogue.KillIdleParams = self.step.config
         idle, kills = config.min_idle_s, config.max_kills  # ranges checked by the step's model
         user = str(config.app_user or ctx.engine.url.username or "")
         if not user:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from concertops.config import Profile
-from concertops.engine.actions import Action, Context, Outcome, Progress, Tally, action_for
+from concertops.engine.action_api import Action, Context, Outcome, Progress, Tally
 from concertops.engine.audit import AuditLog
 from concertops.engine.check import run_check
+from concertops.engine.dispatch import action_for
 from concertops.engine.handoff import HANDED_OVER
 from concertops.engine.locking import LockLost, RunLock
 from concertops.engine.report import Report, RunbookResult
@@ -28,7 +29,7 @@ from concertops.model.page import Page
 from concertops.model.params import ParamError, override
 from concertops.model.status import Status
 from concertops.redact import error_line, redact_text
-from concertops.runbooks import actions as catalogue
+from concertops.runbooks import catalogue
 from concertops.runbooks.registry import Runbook
 from concertops.sources.database import open_engine
 from concertops.sources.instances import wait_applied
@@ -244,7 +245,9 @@ def _map_holds(shape: Any, profile: Profile, runbook: Runbook, timeout_s: float)
     missing: list[str] = []
     if profile.database_url:
         missing += database_gaps(profile.database_url, shape, timeout_s)[0]
-    writes_queue = any(isinstance(s.config, catalogue.ActivateWaiting) for s in runbook.page.remediation)
+    writes_queue = any(
+        isinstance(s.config, catalogue.ActivateWaitingParams) for s in runbook.page.remediation
+    )
     if writes_queue and shape.queue.store == "redis" and profile.redis_url:
         with contextlib.suppress(Exception):  # Redis not answering: the check below says so, and refuses
             missing += redis_gaps(profile.redis_url, shape, timeout_s)[0]

@@ -31,12 +31,12 @@ import sqlalchemy as sa
 from concertops.contract import events
 from concertops.contract.names import TOPIC_PAYMENT_COMPLETED
 from concertops.contract.schema import notification, outbox_event, payment
-from concertops.engine.actions import Context, Outcome
+from concertops.engine.action_api import Context, Outcome
 from concertops.engine.locking import LockLost
 from concertops.model.errors import ConcertopsError, SourceUnreachable, UsageError
 from concertops.model.findings import Step
 from concertops.redact import error_line
-from concertops.runbooks import actions as catalogue
+from concertops.runbooks import catalogue
 from concertops.sources.database import database_now
 from concertops.sources.producer import Outgoing, Producer
 
@@ -63,9 +63,9 @@ class Window:
 
 def window(ctx: Context, step: Step) -> Window:
     """The payments to look at, on the database's clock (an operator's host that is off shifts nothing)."""
-    # --since before --until is the model's own check (RepublishPayments.__post_init__), made before the
+    # --since before --until is the model's own check (RepublishPaymentsParams.__post_init__), made before the
     # probe by Tuning.validate.
-    config: catalogue.RepublishPayments = step.config
+    config: catalogue.RepublishPaymentsParams = step.config
     with ctx.engine.connect() as conn:
         db_now = database_now(conn)
     since, until = config.since, config.until
@@ -299,7 +299,7 @@ class RepublishPayments:
     span: Window | None = None
 
     def _limits(self) -> tuple[int, int, float]:
-        config: catalogue.RepublishPayments = self.step.config
+        config: catalogue.RepublishPaymentsParams = self.step.config
         return config.max_events, config.batch, float(config.max_rate)
 
     def _decide(self, ctx: Context, keep: bool) -> Decision:

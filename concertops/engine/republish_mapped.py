@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from concertops.contract.envelope import step10_payment_completed
-from concertops.engine.actions import Context, Outcome, Progress
+from concertops.engine.action_api import Context, Outcome, Progress
 from concertops.model.errors import SourceUnreachable, UsageError
 from concertops.model.findings import Step
-from concertops.runbooks import actions as catalogue
+from concertops.runbooks import catalogue
 from concertops.sources.producer import Outgoing, Producer
 from concertops.sources.reconcile import Reconciliation, database_utc_now, reconcile, topic_of
 
@@ -44,7 +44,7 @@ class EnvelopeRepublish:
     progress: Progress = field(default_factory=lambda: Progress("events published"))
 
     def _window(self, conn: Any) -> tuple[datetime, datetime]:
-        config: catalogue.RepublishPayments = self.step.config
+        config: catalogue.RepublishPaymentsParams = self.step.config
         now = database_utc_now(conn)
         end = config.until if isinstance(config.until, datetime) else now - SETTLE
         start = config.since if isinstance(config.since, datetime) else end - DEFAULT_WINDOW
@@ -151,7 +151,7 @@ class EnvelopeRepublish:
         )
 
     def _publish(self, ctx: Context, producer: Producer, topic: str, todo: list[dict[str, Any]]) -> set[str]:
-        config: catalogue.RepublishPayments = self.step.config
+        config: catalogue.RepublishPaymentsParams = self.step.config
         bar = ctx.progress("re-publish", len(todo))
         sent: set[str] = set()
         started = time.monotonic()

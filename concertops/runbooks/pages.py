@@ -72,7 +72,7 @@ def summary(runbook_id: str, folder: Path | None = None) -> str:
 def load(runbook_id: str, folder: Path | None = None) -> Page:
     from concertops.model.page import parse
     from concertops.model.signals import RunbookPageError
-    from concertops.runbooks.actions import CATALOGUE
+    from concertops.runbooks.catalogue import CATALOGUE
 
     path = (folder or pages_dir()) / f"{runbook_id}.md"
     try:

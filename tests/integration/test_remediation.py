@@ -287,10 +287,11 @@ def test_bad_input_is_one_clear_line(cli: CliRunner, booking: Backend, args: lis
 
 def test_pool_size_beyond_the_server_headroom_is_refused(booking: Backend) -> None:
     from concertops.config import Profile
-    from concertops.engine.actions import Context, SetSettings
+    from concertops.engine.action_api import Context
+    from concertops.engine.set_settings import SetSettings
     from concertops.model.errors import UsageError
     from concertops.model.findings import Step
-    from concertops.runbooks.actions import SetSetting
+    from concertops.runbooks.catalogue import SetSettingParams
 
     profile = Profile(
         name="tests",
@@ -301,7 +302,7 @@ def test_pool_size_beyond_the_server_headroom_is_refused(booking: Backend) -> No
         "explicit-pool",
         "Size the pool",
         "set_setting",
-        SetSetting(setting="db_pool_size", value=60, max=500, max_share_of_max_connections=0.5),
+        SetSettingParams(setting="db_pool_size", value=60, max=500, max_share_of_max_connections=0.5),
     )
     ctx = Context(profile, booking.engine, dry_run=True, operator="t", reason="t")
     max_connections = booking.scalar("SELECT @@max_connections")

@@ -124,9 +124,9 @@ def test_b2_a_host_clock_ten_minutes_fast_never_expires_a_hold_not_yet_due(
 
     from concertops.config import Profile
     from concertops.engine import audit, force_expire
-    from concertops.engine.actions import Context
+    from concertops.engine.action_api import Context
     from concertops.model.findings import Step
-    from concertops.runbooks import actions as catalogue
+    from concertops.runbooks import catalogue
     from concertops.sources.database import open_engine
 
     booking.release_holds()
@@ -138,7 +138,7 @@ def test_b2_a_host_clock_ten_minutes_fast_never_expires_a_hold_not_yet_due(
     monkeypatch.setattr(audit, "now", lambda: fast)
     url = str(booking.profile.database_url)
     engine = open_engine(url)
-    config = catalogue.ForceExpire(batch=7, max_rows=1000, sleep=0.0)
+    config = catalogue.ForceExpireParams(batch=7, max_rows=1000, sleep=0.0)
     action = force_expire.ForceExpire(Step("force-expire", "t", "force_expire", config))
     ctx = Context(Profile(name="tests", database_url=url), engine, dry_run=False, operator="t", reason="t")
     try:
@@ -503,10 +503,10 @@ def test_republish_waits_for_rows_another_sender_holds(booking: Backend) -> None
     from concertops.contract.events import outbox_row
     from concertops.contract.names import TOPIC_PAYMENT_COMPLETED
     from concertops.contract.schema import outbox_event
-    from concertops.engine.actions import Context
+    from concertops.engine.action_api import Context
     from concertops.engine.republish import RepublishPayments
     from concertops.model.findings import Step
-    from concertops.runbooks import actions as catalogue
+    from concertops.runbooks import catalogue
     from concertops.sources.producer import Producer
 
     event = f"gameday-race-{time.time_ns()}"
@@ -524,7 +524,7 @@ def test_republish_waits_for_rows_another_sender_holds(booking: Backend) -> None
         name="tests", kafka_bootstrap_servers=BOOTSTRAP, database_url=str(booking.profile.database_url)
     )
     ctx = Context(profile, booking.engine, dry_run=False, operator="t", reason="t")
-    config = catalogue.RepublishPayments(window="last_hour", max_events=1000, batch=100, max_rate=500)
+    config = catalogue.RepublishPaymentsParams(window="last_hour", max_events=1000, batch=100, max_rate=500)
     action = RepublishPayments(Step("republish-missed", "t", "republish_payments", config))
     _, failed, _ = action._publish(ctx, Producer(BOOTSTRAP), [event], 10, 100.0)
     release.join()

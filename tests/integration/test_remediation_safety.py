@@ -22,9 +22,9 @@ from concertops.config import Profile
 from concertops.contract import events
 from concertops.contract.names import TOPIC_EXPIRATION_DLQ, TOPIC_PAYMENT_COMPLETED
 from concertops.devstack.components import HOST, MARIADB_PORT
-from concertops.engine.actions import Context, Outcome
+from concertops.engine.action_api import Context, Outcome
 from concertops.model.findings import Step
-from concertops.runbooks import actions as catalogue
+from concertops.runbooks import catalogue
 from concertops.sources.database import open_engine
 
 
@@ -239,7 +239,9 @@ def _event_ids(payments: list[int]) -> list[str]:
 def _republish(booking: Backend, engine: sa.Engine) -> Outcome:
     from concertops.engine.republish import RepublishPayments
 
-    config = catalogue.RepublishPayments(window="last_hour", max_events=50_000, batch=200, max_rate=10_000)
+    config = catalogue.RepublishPaymentsParams(
+        window="last_hour", max_events=50_000, batch=200, max_rate=10_000
+    )
     action = RepublishPayments(Step("republish-window", "t", "republish_payments", config))
     ctx = _ctx(booking, engine)
     action.prepare(ctx)
@@ -374,7 +376,7 @@ def test_dlq_replay_reads_every_partition(
         producer.produce(TOPIC_EXPIRATION_DLQ, key=str(i), value=json.dumps(payload), partition=i % 3)
     assert producer.flush(10) == 0
     engine = open_engine(str(booking.profile.database_url))
-    config = catalogue.ReplayDlq(max_messages=1000, max_replays=3, max_rate=100)
+    config = catalogue.ReplayDlqParams(max_messages=1000, max_replays=3, max_rate=100)
     try:
         outcomes = []
         for _run in range(2):
@@ -473,7 +475,7 @@ def test_the_republish_window_ends_at_the_databases_now_whatever_the_hosts_clock
     monkeypatch.setattr(audit, "now", lambda: fast)
     monkeypatch.setattr(republish, "now", lambda: fast, raising=False)
     engine = open_engine(str(booking.profile.database_url))
-    config = catalogue.RepublishPayments(window="dropped", max_events=10, batch=10, max_rate=10)
+    config = catalogue.RepublishPaymentsParams(window="dropped", max_events=10, batch=10, max_rate=10)
     try:
         span = republish.window(
             _ctx(booking, engine), Step("republish-window", "t", "republish_payments", config)

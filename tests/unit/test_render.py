@@ -13,7 +13,7 @@ from concertops.cli.render import as_text, nagios, prom, sparkline, write_atomic
 from concertops.engine.report import Report, RunbookResult
 from concertops.model.findings import Finding, Step
 from concertops.model.status import Status
-from concertops.runbooks.actions import ForceExpire
+from concertops.runbooks.catalogue import ForceExpireParams
 from concertops.sources.scrape import histogram_quantile
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "check-schema.json").read_text())
@@ -35,7 +35,7 @@ def report(mode: str = "prometheus") -> Report:
         "force-expire",
         "Expire overdue holds",
         "force-expire",
-        ForceExpire(batch=500, max_rows=50_000, sleep=0.0),
+        ForceExpireParams(batch=500, max_rows=50_000, sleep=0.0),
         because=("overdue_holds",),
     )
     return Report(

@@ -8,7 +8,7 @@ import pytest
 
 from concertops.model.page import parse
 from concertops.model.signals import RunbookPageError, parse_selector
-from concertops.runbooks.actions import CATALOGUE
+from concertops.runbooks.catalogue import CATALOGUE
 from concertops.runbooks.pages import RUNBOOK_IDS, load, normalise_id
 from concertops.runbooks.registry import all_runbooks
 
@@ -132,7 +132,7 @@ def test_a_typo_in_a_step_names_the_file_the_step_and_the_field(
 
 
 def test_every_action_of_the_catalogue_has_one_implementation() -> None:
-    from concertops.engine.actions import implementations
+    from concertops.engine.dispatch import implementations
 
     assert set(implementations()) == set(CATALOGUE.values())
 

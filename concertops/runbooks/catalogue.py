@@ -1,7 +1,8 @@
-"""The action catalogue: every id a page's step may name, with its typed, frozen parameter model.
+"""The action catalogue: every id a page's step may name, with its typed, frozen parameter model
+(``…Params``: what a step is given, never what carries it out).
 
 The models say what each knob is, its type and its hard range; the page gives the values. The engine's
-implementation of each action (``concertops.engine.actions.IMPLEMENTATIONS``) is keyed by the same model,
+implementation of each action (``concertops.engine.dispatch``) is keyed by the same model,
 and a unit test checks that each id has exactly one.
 """
 
@@ -34,7 +35,7 @@ def _check_setting(field: str, name: str, value: Any) -> None:
 
 
 @dataclass(**_FROZEN)
-class SetSettings:
+class SetSettingsParams:
     """Write fixed values of the service's runtime settings (one new settings version)."""
 
     settings: dict[str, Any] = param("setting name → value")
@@ -47,7 +48,7 @@ class SetSettings:
 
 
 @dataclass(**_FROZEN)
-class SetSetting:
+class SetSettingParams:
     """Write one runtime setting whose value an operator may tune, within the step's limits."""
 
     setting: str = param("the setting's name")
@@ -63,24 +64,24 @@ class SetSetting:
 
 
 @dataclass(**_FROZEN)
-class MarkSoldOut:
+class MarkSoldOutParams:
     max_schedules: int = limit("Most schedules to mark sold out in one run", option="--max-schedules", min=1)
 
 
 @dataclass(**_FROZEN)
-class ActivateWaiting:
+class ActivateWaitingParams:
     max_tokens: int = limit("Most WAITING tokens to activate now", option="--max-activate", min=1)
 
 
 @dataclass(**_FROZEN)
-class ForceExpire:
+class ForceExpireParams:
     batch: int = limit("Holds per committed batch", option="--batch-size", min=1, max=10_000)
     max_rows: int = limit("Most holds to expire in one run", option="--max-rows", min=1)
     sleep: float = limit("Seconds between batches", option="--sleep", min=0, max=60)
 
 
 @dataclass(**_FROZEN)
-class ReplayDlq:
+class ReplayDlqParams:
     max_messages: int = limit("Most DLQ messages to replay", option="--max-messages", min=1)
     max_replays: int = limit(
         "Quarantine a DLQ message replayed this often already", option="--max-replays", min=1
@@ -89,7 +90,7 @@ class ReplayDlq:
 
 
 @dataclass(**_FROZEN)
-class KillIdle:
+class KillIdleParams:
     min_idle_s: int = limit("Kill only connections asleep longer (seconds)", option="--idle-seconds", min=1)
     max_kills: int = limit("Most connections to kill", option="--max-kills", min=1, max=1000)
     app_user: str | None = optional(
@@ -98,7 +99,7 @@ class KillIdle:
 
 
 @dataclass(**_FROZEN)
-class RepublishPayments:
+class RepublishPaymentsParams:
     # B-1 and B-4 both re-publish: a run of either takes this lock too, so the two never publish at once.
     shared_lock: ClassVar[str] = "republish-payments"
     window: Literal["last_hour", "dropped"] = param(
@@ -120,7 +121,7 @@ class RepublishPayments:
 
 
 @dataclass(**_FROZEN)
-class ListDoublePayments:
+class ListDoublePaymentsParams:
     max_rows: int = limit("Most reservations to list", min=1)
 
 
@@ -130,13 +131,13 @@ def shared_locks(configs: Any) -> tuple[str, ...]:
 
 
 CATALOGUE: dict[str, type[Any]] = {
-    "set_settings": SetSettings,
-    "set_setting": SetSetting,
-    "mark_sold_out": MarkSoldOut,
-    "activate_waiting": ActivateWaiting,
-    "force_expire": ForceExpire,
-    "replay_dlq": ReplayDlq,
-    "kill_idle": KillIdle,
-    "republish_payments": RepublishPayments,
-    "list_double_payments": ListDoublePayments,
+    "set_settings": SetSettingsParams,
+    "set_setting": SetSettingParams,
+    "mark_sold_out": MarkSoldOutParams,
+    "activate_waiting": ActivateWaitingParams,
+    "force_expire": ForceExpireParams,
+    "replay_dlq": ReplayDlqParams,
+    "kill_idle": KillIdleParams,
+    "republish_payments": RepublishPaymentsParams,
+    "list_double_payments": ListDoublePaymentsParams,
 }
