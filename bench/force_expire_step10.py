@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from concertops.config import Profile
 from concertops.contract import service_map
 from concertops.engine.action_api import Context
-from concertops.engine.force_expire_mapped import MappedForceExpire
+from concertops.engine.force_expire import ForceExpire
 from concertops.model.findings import Step
 from concertops.runbooks import catalogue
 from concertops.sources.database import open_engine
@@ -172,7 +172,7 @@ def main() -> None:
         "force_expire",
         catalogue.ForceExpireParams(batch=args.batch, max_rows=args.rows, sleep=0.0),
     )
-    action = MappedForceExpire(step)
+    action = ForceExpire(step)
     tool_engine = open_engine(url)
     ctx = Context(
         Profile(name="bench", database_url=url, service_map="step10"),

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from concertops.config import Profile
+from concertops.contract import service_map
 from concertops.contract import settings as specs
+from concertops.contract.service_map import ServiceMap
 from concertops.model.errors import UsageError
 from concertops.model.findings import Step
 
@@ -90,8 +92,12 @@ class Context:
     batch_committed: Callable[[str, int, int, dict[str, Any]], None] = field(
         default=lambda _step, _n, _rows, _keys: None
     )
-    # The service's map (concertops.contract.service_map.ServiceMap): names, zone, deploy constants.
-    shape: Any = None
+    # The service's map: names, zone, capabilities, deploy constants (default: the one the profile names).
+    shape: ServiceMap = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.shape is None:
+            self.shape = service_map.for_profile(self.profile)
 
 
 class Action(Protocol):

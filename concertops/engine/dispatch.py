@@ -40,7 +40,7 @@ def mapped_implementations(shape: Any) -> dict[type[Any], Callable[[Step], Actio
     from functools import partial
 
     from concertops.engine.activate_redis import RedisActivate
-    from concertops.engine.force_expire_mapped import MappedForceExpire
+    from concertops.engine.force_expire import ForceExpire
     from concertops.engine.handoff import HandOff
     from concertops.engine.kill_idle import KillIdle
     from concertops.engine.not_available import NotOnThisService
@@ -58,7 +58,7 @@ def mapped_implementations(shape: Any) -> dict[type[Any], Callable[[Step], Actio
         catalogue.ActivateWaitingParams: RedisActivate
         if shape.queue.store == "redis"
         else lacks("its queue is not in Redis sorted sets"),
-        catalogue.ForceExpireParams: MappedForceExpire,
+        catalogue.ForceExpireParams: ForceExpire,
         catalogue.ReplayDlqParams: lacks("it has no dead-letter topic"),
         catalogue.KillIdleParams: KillIdle,
         catalogue.RepublishPaymentsParams: EnvelopeRepublish

@@ -1,14 +1,23 @@
-"""B-2: expire overdue HELD reservations in small committed batches (pt-archiver style), not one UPDATE over
-the whole table as the manual writes it.
+"""B-2: expire overdue HELD holds in short committed batches (pt-archiver style), not one UPDATE over the
+whole table as the manual writes it. One walk for every service: its SQL in the service map's names, its
+extras from the map's capabilities.
 
-Each batch is one short transaction over a range of ``batch`` primary keys (a walk from the lowest to the
-highest overdue key; an empty range jumps to the next overdue key through the ``(status, held_expires_at)``
-index): lock the overdue holds in it, expire only those still HELD and still overdue at that moment, free
-their seats, lift a sold-out mark, and write each hold's expiry event to the outbox if it is not there
-(deterministic id: never a second event). Every statement reaches its rows by primary key.
+- **gather** reads the cutoff (the database's clock, in the zone the service writes its datetimes in, as
+  its rows show it: ``concertops.sources.clock``) and counts the overdue holds: plain data.
+- **decide** is pure: the holds to expire, capped by the step's limits, and the plan's line.
+- **act** walks the primary key. Each batch is one short transaction over the key range (after, high]:
+  with integer keys ``high`` is ``after + size``; with string keys it is the last of the next ``size`` HELD
+  keys, read from the status index alone (one row back). The batch expires the holds of its range that
+  are still HELD and still overdue, checked under each row's lock, and commits. Where the service has them
+  it also frees their seats, lifts a sold-out mark, and writes each hold's expiry event to the outbox (a
+  deterministic id: never a second event).
+
+The batch size adapts within the step's limits (as pt-online-schema-change's ``--chunk-time``): it starts
+at 500 and moves toward ``batch_ms`` a transaction, never above ``batch`` (short locks for the service,
+few round trips for the walk); with ``batch_ms`` 0 every batch is ``batch``.
 A payment racing a batch either commits first (the hold is CONFIRMED, the batch skips it) or waits for the
-batch's row lock and then finds the hold EXPIRED. Killed mid-run, the open batch rolls back; a rerun picks up
-what is left, so the end state is the same.
+row lock and then finds it EXPIRED. Killed mid-run, the open batch rolls back; a rerun picks up what is
+left, so the end state is the same. A hold falling due during the run is left to the service.
 """
 
 from __future__ import annotations
@@ -16,202 +25,350 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
-from concertops.contract import events
-from concertops.contract.names import TOPIC_EXPIRATION
-from concertops.contract.schema import outbox_event, reservation, schedule, seat
+from concertops.contract import capabilities, events
+from concertops.contract.service_map import ServiceMap
 from concertops.engine.action_api import Context, Outcome, Progress
 from concertops.engine.interrupts import deferred
 from concertops.engine.runs import now
+from concertops.model.errors import UsageError
 from concertops.model.findings import Step
 from concertops.runbooks import catalogue
+from concertops.sources.clock import ZoneUnreadable, read_zone
 from concertops.sources.database import database_now
 
-_OVERDUE = sa.and_(reservation.c.status == "HELD", reservation.c.held_expires_at < sa.bindparam("cutoff"))
+FIRST_BATCH = 500
 
 
 @dataclass(frozen=True)
-class Limits:
-    batch: int
-    max_rows: int
-    sleep_s: float
+class Targets:
+    """What gather saw: the cutoff (naive, in the service's zone) and how many holds were overdue by it."""
+
+    cutoff: datetime
+    overdue: int
+    clock: str  # how the cutoff was read, for the plan line
+
+
+@dataclass(frozen=True)
+class Decision:
+    todo: int
+    capped: bool
+    line: str
+
+
+def decide(targets: Targets, limits: catalogue.ForceExpireParams, extras: tuple[str, ...]) -> Decision:
+    """The holds to expire and the plan's line: pure (targets and limits in, the decision out)."""
+    if not targets.overdue:
+        return Decision(0, False, f"no overdue HELD reservation ({targets.clock})")
+    todo = min(targets.overdue, limits.max_rows)
+    capped = todo < targets.overdue
+    cap = f" (capped by --max-rows {limits.max_rows})" if capped else ""
+    sizes = (
+        f"batches of {limits.batch}"
+        if not limits.batch_ms or first_size(limits) == limits.batch
+        else f"batches sized toward {limits.batch_ms} ms each, up to {limits.batch} holds"
+    )
+    also = f"; also {', '.join(extras)}" if extras else "; no seat row to free on this service"
+    return Decision(
+        todo,
+        capped,
+        f"expire {todo} of {targets.overdue} overdue holds in {sizes}{cap} ({targets.clock}){also}",
+    )
+
+
+def first_size(limits: catalogue.ForceExpireParams) -> int:
+    """The first batch: small enough to be short on any table, when the size adapts."""
+    return min(limits.batch, FIRST_BATCH) if limits.batch_ms else limits.batch
+
+
+def next_size(size: int, elapsed_s: float, limits: catalogue.ForceExpireParams) -> int:
+    """The next batch's size: toward ``batch_ms`` a batch, at most doubling or halving, in 1…batch."""
+    if not limits.batch_ms or elapsed_s <= 0:
+        return size
+    wanted = size * (limits.batch_ms / 1000.0) / elapsed_s
+    return max(1, min(limits.batch, int(max(size / 2, min(size * 2, wanted)))))
+
+
+class Walk:
+    """The step's statements in the service's own names (SQLAlchemy Core: the dialect quotes and locks)."""
+
+    def __init__(self, shape: ServiceMap) -> None:
+        table = shape.table("reservation")
+        status = table.column("status") if table else None
+        expires = table.column("expires_at") if table else None
+        if table is None or status is None or expires is None:
+            raise UsageError(
+                f"force-expire: the service map {shape.name} has no reservation table with status and "
+                "expires_at columns",
+                "add them to the map's tables.reservation",
+            )
+        can = capabilities.of(shape)
+        self.int_keys = table.key_type == "int"
+        names = {"key": table.key, "status": status, "expires_at": expires}
+        for logical in ("seat", "updated_at"):
+            if table.column(logical):
+                names[logical] = str(table.column(logical))
+        self.t = sa.table(table.table, *(sa.column(v, _type(k)) for k, v in names.items()))
+        self.key, self.status, self.expires = self.t.c[table.key], self.t.c[status], self.t.c[expires]
+        self.updated = self.t.c[names["updated_at"]] if "updated_at" in names else None
+        self.seat_col = self.t.c[names["seat"]] if can.seat_status else None
+        self.seats = _seat_table(shape) if can.seat_status else None
+        self.schedules = _schedule_table(shape) if can.sold_out_mark else None
+        self.outbox = _outbox_table(shape) if can.outbox and shape.topic("expiration") else None
+        self.expiry_topic = shape.topic("expiration") or ""
+        self.extras = tuple(
+            what
+            for what, present in (
+                ("frees their seats", self.seats is not None),
+                ("lifts sold-out marks", self.schedules is not None),
+                ("writes each hold's expiry event to the outbox", self.outbox is not None),
+            )
+            if present
+        )
+
+    def overdue(self, cutoff: datetime) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            self.status == "HELD", self.expires < sa.bindparam("cutoff", cutoff, type_=sa.DateTime)
+        )
+
+    def count(self, conn: sa.Connection, cutoff: datetime) -> int:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(self.t).where(self.overdue(cutoff))
+            ).scalar_one()
+        )
+
+    def bound(self, conn: sa.Connection, after: Any, size: int, cutoff: datetime, jump: bool) -> Any:
+        """The range's upper key, None when no overdue key is left. Integer keys: ``size`` keys on, from the
+        next overdue key when the last range had none (``jump``: one index lookup skips a gap). String keys:
+        the last of the next ``size`` HELD keys."""
+        if self.int_keys:
+            if after is None or jump:
+                later = () if after is None else (self.key > after,)
+                start = conn.execute(
+                    sa.select(sa.func.min(self.key)).where(*later, self.overdue(cutoff))
+                ).scalar()
+                return None if start is None else int(start) + size - 1
+            return int(after) + size
+        held = sa.and_(self.status == "HELD", *(() if after is None else (self.key > after,)))
+        high = conn.execute(
+            sa.select(self.key).where(held).order_by(self.key).limit(1).offset(size - 1)
+        ).scalar()
+        if high is None:
+            high = conn.execute(sa.select(sa.func.max(self.key)).where(held)).scalar()
+        return high
+
+    def expire(self, conn: sa.Connection, after: Any, high: Any, cutoff: datetime) -> int:
+        """Inside the caller's transaction: expire the overdue holds of the key range (after, high]."""
+        in_range = sa.and_(self.key <= high, *(() if after is None else (self.key > after,)))
+        at = now()
+        values: dict[str, Any] = {self.status.name: "EXPIRED"}
+        if self.updated is not None:
+            values[self.updated.name] = at
+        if not self.extras:
+            # Nothing else to change: one UPDATE of the range, re-checked under each row's lock.
+            return int(
+                conn.execute(self.t.update().where(in_range, self.overdue(cutoff)).values(values)).rowcount
+            )
+        wanted = [self.key, self.expires, *((self.seat_col,) if self.seat_col is not None else ())]
+        held = conn.execute(
+            sa.select(*wanted).where(in_range, self.overdue(cutoff)).order_by(self.key).with_for_update()
+        ).all()
+        if not held:
+            return 0
+        keys = [r[0] for r in held]
+        done = int(
+            conn.execute(
+                self.t.update().where(self.key.in_(keys), self.overdue(cutoff)).values(values)
+            ).rowcount
+        )
+        if self.seats is not None:
+            self._free_seats(conn, [r[2] for r in held], keys)
+        if self.outbox is not None:
+            rows = [
+                events.outbox_row(self.expiry_topic, r[0], events.expiration(r[0], r[1]), at) for r in held
+            ]
+            conn.execute(
+                self.outbox.table.insert()
+                .prefix_with("IGNORE", dialect="mysql")
+                .prefix_with("OR IGNORE", dialect="sqlite"),
+                rows,
+            )
+        return done
+
+    def _free_seats(self, conn: sa.Connection, seat_ids: list[Any], holds: list[Any]) -> None:
+        seats = self.seats
+        assert seats is not None
+        conn.execute(
+            seats.table.update()
+            .where(seats["key"].in_(seat_ids), seats["status"] == "HELD", seats["reservation"].in_(holds))
+            .values({seats.name("status"): "AVAILABLE", seats.name("reservation"): None})
+        )
+        if self.schedules is not None:
+            # A seat is back on sale, so a schedule marked sold out (A-2) is not any more.
+            of_seats = sa.select(seats["schedule"]).where(seats["key"].in_(seat_ids))
+            schedules = self.schedules
+            conn.execute(
+                schedules.table.update()
+                .where(schedules["key"].in_(of_seats), schedules["sold_out"].is_(True))
+                .values({schedules.name("sold_out"): False})
+            )
+
+
+def _type(logical: str) -> Any:
+    return sa.DateTime if logical in ("expires_at", "updated_at", "created_at") else None
+
+
+@dataclass(frozen=True)
+class Named:
+    """A table reached by the runbooks' logical column names, sent in the service's own."""
+
+    table: sa.TableClause
+    names: dict[str, str]  # logical → the service's column
 
     @classmethod
-    def of(cls, step: Step) -> Limits:
-        config: catalogue.ForceExpireParams = step.config
-        return cls(config.batch, config.max_rows, config.sleep)
-
-
-def overdue_count(conn: sa.Connection, cutoff: object) -> int:
-    return int(
-        conn.execute(
-            sa.select(sa.func.count()).select_from(reservation).where(_OVERDUE), {"cutoff": cutoff}
-        ).scalar_one()
-    )
-
-
-def key_range(conn: sa.Connection, cutoff: object) -> tuple[int | None, int | None]:
-    low, high = conn.execute(
-        sa.select(sa.func.min(reservation.c.reservation_id), sa.func.max(reservation.c.reservation_id)).where(
-            _OVERDUE
-        ),
-        {"cutoff": cutoff},
-    ).one()
-    return low, high
-
-
-def expire_range(conn: sa.Connection, first: int, last: int, cutoff: object, limit: int) -> tuple[int, int]:
-    """Inside the caller's transaction: expire the holds with keys ``first``…``last`` that are still HELD and
-    overdue (at most ``limit``); (expired, overdue found). Every statement reaches rows by primary key."""
-    held = conn.execute(
-        sa.select(
-            reservation.c.reservation_id,
-            reservation.c.held_expires_at,
-            reservation.c.seat_id,
-            reservation.c.schedule_id,
+    def of(cls, name: str, names: dict[str, str]) -> Named:
+        return cls(
+            sa.table(name, *(sa.column(real, _type(logical)) for logical, real in names.items())), names
         )
-        .where(reservation.c.reservation_id.between(first, last), _OVERDUE)
-        .order_by(reservation.c.reservation_id)
-        .limit(limit)
-        .with_for_update(),
-        {"cutoff": cutoff},
-    ).all()
-    if not held:
-        return 0, 0
-    due = [r.reservation_id for r in held]
-    at = now()
-    done = conn.execute(
-        reservation.update()
-        .where(reservation.c.reservation_id.in_(due), _OVERDUE)
-        .values(status="EXPIRED", updated_at=at),
-        {"cutoff": cutoff},
-    ).rowcount
-    conn.execute(
-        seat.update()
-        .where(
-            seat.c.seat_id.in_([r.seat_id for r in held]),
-            seat.c.status == "HELD",
-            seat.c.reservation_id.in_(due),
-        )
-        .values(status="AVAILABLE", reservation_id=None)
-    )
-    # A seat is back on sale, so a schedule marked sold out (A-2) is not any more.
-    conn.execute(
-        schedule.update()
-        .where(schedule.c.schedule_id.in_({r.schedule_id for r in held}), schedule.c.sold_out.is_(True))
-        .values(sold_out=False)
-    )
-    # The expiry event, if the hold's own never made it to the outbox (same id: never a second event).
-    rows = [
-        events.outbox_row(
-            TOPIC_EXPIRATION, r.reservation_id, events.expiration(r.reservation_id, r.held_expires_at), at
-        )
-        for r in held
-    ]
-    conn.execute(
-        outbox_event.insert()
-        .prefix_with("IGNORE", dialect="mysql")
-        .prefix_with("OR IGNORE", dialect="sqlite"),
-        rows,
-    )
-    return int(done), len(held)
+
+    def __getitem__(self, logical: str) -> sa.ColumnClause[Any]:
+        return self.table.c[self.names[logical]]
+
+    def name(self, logical: str) -> str:
+        return self.names[logical]
 
 
-def next_overdue(conn: sa.Connection, after: int, cutoff: object) -> int | None:
-    """The lowest overdue key from ``after`` on: skips a gap of keys in one index lookup."""
-    found = conn.execute(
-        sa.select(sa.func.min(reservation.c.reservation_id)).where(
-            reservation.c.reservation_id >= after, _OVERDUE
-        ),
-        {"cutoff": cutoff},
-    ).scalar()
-    return None if found is None else int(found)
+def _seat_table(shape: ServiceMap) -> Named:
+    seat = shape.tables["seat"]
+    wanted = ("status", "reservation", "schedule")
+    return Named.of(
+        seat.table, {"key": seat.key, **{k: seat.columns[k] for k in wanted if k in seat.columns}}
+    )
+
+
+def _schedule_table(shape: ServiceMap) -> Named:
+    schedule = shape.tables["schedule"]
+    return Named.of(schedule.table, {"key": schedule.key, "sold_out": schedule.columns["sold_out"]})
+
+
+def _outbox_table(shape: ServiceMap) -> Named:
+    """The outbox in the flat contract's columns (``events.outbox_row``), its table and key from the map."""
+    outbox = shape.tables["outbox"]
+    columns = ("topic", "aggregate_id", "payload", "status", "attempts", "created_at")
+    return Named.of(outbox.table, {"event_id": outbox.key, **{c: c for c in columns}})
 
 
 @dataclass
 class ForceExpire:
     step: Step
-    total: int = 0
+    targets: Targets | None = None
+    decision: Decision | None = None
     longest_s: float = 0.0  # the longest batch transaction of the last run (BENCHMARKS.md reads it)
     elapsed_s: float = 0.0
+    batches: list[tuple[int, float]] = field(default_factory=list)  # (size, seconds) of each batch: the bench
     progress: Progress = field(default_factory=lambda: Progress("holds expired"))
 
-    def prepare(self, ctx: Context) -> str:
-        limits = Limits.of(self.step)  # ranges were checked by the step's model (page and options)
+    @property
+    def limits(self) -> catalogue.ForceExpireParams:
+        return self.step.config
+
+    def gather(self, ctx: Context, walk: Walk) -> Targets:
         with ctx.engine.connect() as conn:
-            self.total = overdue_count(conn, database_now(conn))
-        if not self.total:
-            return "no overdue HELD reservation"
-        todo = min(self.total, limits.max_rows)
-        cap = f" (capped by --max-rows {limits.max_rows})" if todo < self.total else ""
-        return f"expire {todo} of {self.total} overdue holds in batches of {limits.batch}{cap}"
+            try:
+                zone = read_zone(conn, ctx.shape, "reservation")
+            except ZoneUnreadable as exc:
+                raise UsageError(
+                    f"force-expire: {exc}: nothing expired", "fix the map's zone or tables.reservation.clock"
+                ) from None
+            # The database's clock, fixed for the run: a hold falling due meanwhile is left to the service.
+            cutoff = database_now(conn) + zone.offset
+            clock = f"the service's clock at {zone.implied or ctx.shape.zone}" + (
+                f"; {zone.note}" if zone.note else ""
+            )
+            return Targets(cutoff, walk.count(conn, cutoff), clock)
+
+    def prepare(self, ctx: Context) -> str:
+        walk = Walk(ctx.shape)
+        self.targets = self.gather(ctx, walk)
+        self.decision = decide(self.targets, self.limits, walk.extras)
+        return self.decision.line
 
     def run(self, ctx: Context) -> Outcome:
-        limits = Limits.of(self.step)
-        with ctx.engine.connect() as conn:
-            # The database's clock, fixed for the run: a hold falling due meanwhile is left to the service.
-            cutoff = database_now(conn)
-            total = min(overdue_count(conn, cutoff), limits.max_rows)
-            low, high = key_range(conn, cutoff)
-        if not total or low is None or high is None:
+        walk = Walk(ctx.shape)
+        targets = self.gather(ctx, walk)  # again: what the service expired since prepare() is not counted
+        decision = decide(targets, self.limits, walk.extras)
+        if not decision.todo:
             return Outcome("ok", 0, "nothing to expire: no overdue HELD reservation")
         if ctx.dry_run:
             # The first batch for real, rolled back: proves the statements and the locks; the count is exact.
             with ctx.engine.connect() as conn:
                 tx = conn.begin()
-                first, _found = expire_range(conn, low, low + limits.batch - 1, cutoff, limits.batch)
+                high = walk.bound(
+                    conn, None, min(self.limits.batch, decision.todo), targets.cutoff, jump=True
+                )
+                first = 0 if high is None else walk.expire(conn, None, high, targets.cutoff)
                 tx.rollback()
-            return dry_run_outcome(total, limits.batch, first)
+            return dry_run_outcome(decision.todo, self.limits, first)
+        return self._act(ctx, walk, targets.cutoff, decision.todo)
+
+    def _act(self, ctx: Context, walk: Walk, cutoff: datetime, total: int) -> Outcome:
         bar = ctx.progress("force-expire", total)
-        done, longest, started = 0, 0.0, time.monotonic()
-        position: int | None = low
+        done, size, started = 0, first_size(self.limits), time.monotonic()
+        after: Any = None
+        jump = True  # integer keys: find the first overdue key (and the next one after an empty range)
+        self.batches = []
         try:
             with ctx.engine.connect() as conn:
-                # A walk of the primary key, one committed transaction per range of ``batch`` keys.
-                while done < total and position is not None and position <= high:
+                while done < total:
                     ctx.ensure_locked()  # another run may hold the lock if ours was lost
                     t0 = time.monotonic()
-                    last = position + limits.batch - 1
                     self.progress.in_flight = True
                     tx = conn.begin()
                     try:
-                        expired, found = expire_range(conn, position, last, cutoff, total - done)
+                        high = walk.bound(conn, after, min(size, total - done), cutoff, jump)
+                        expired = 0 if high is None else walk.expire(conn, after, high, cutoff)
                     except BaseException:
                         with contextlib.suppress(Exception):  # a connection cut mid-read cannot roll back
                             tx.rollback()
                         raise
                     with deferred():  # the commit and its audit row, never one without the other
                         tx.commit()
-                        longest = max(longest, time.monotonic() - t0)
+                        took = time.monotonic() - t0
                         self.progress.in_flight = False
                         if expired:
                             self.progress.committed(expired)
-                            keys = {"first_key": position, "last_key": last}
+                            keys = {"after_key": after, "last_key": high}
                             ctx.batch_committed(self.step.id, self.progress.batches, expired, keys)
+                    if high is None:
+                        break  # no overdue hold after the last key: done
+                    self.batches.append((size, took))
                     done += expired
                     bar.advance(expired)
-                    if found:
-                        position = last + 1
-                    else:
-                        with conn.begin():  # a read of its own: the next batch begins its own transaction
-                            position = next_overdue(conn, last + 1, cutoff)
-                    if limits.sleep_s and found:
-                        time.sleep(limits.sleep_s)
+                    after, jump = high, not expired
+                    size = next_size(size, took, self.limits)
+                    if self.limits.sleep:
+                        time.sleep(self.limits.sleep)
         finally:
             bar.close()
-        self.longest_s, self.elapsed_s = longest, time.monotonic() - started
-        return expired_outcome(done, self.elapsed_s, longest, "holds, seats freed")
+        self.elapsed_s = time.monotonic() - started
+        self.longest_s = max((s for _n, s in self.batches), default=0.0)
+        what = "holds, seats freed" if walk.seats is not None else "holds"
+        return expired_outcome(done, self.elapsed_s, self.longest_s, what)
 
 
-def dry_run_outcome(total: int, batch: int, first: int) -> Outcome:
+def dry_run_outcome(total: int, limits: catalogue.ForceExpireParams, first: int) -> Outcome:
     """A dry run's result line: the exact count, the batches it takes, the first batch run and rolled back."""
-    batches = -(-total // batch)
-    plural = "batch" if batches == 1 else "batches"
-    return Outcome(
-        "ok", total, f"would expire {total} holds in {batches} {plural} (first batch: {first}, rolled back)"
-    )
+    if limits.batch_ms and first_size(limits) < limits.batch:
+        sizes = f"batches of {first_size(limits)} to {limits.batch}"
+    else:
+        batches = -(-total // limits.batch)
+        sizes = f"{batches} batch" + ("" if batches == 1 else "es")
+    return Outcome("ok", total, f"would expire {total} holds in {sizes} (first batch: {first}, rolled back)")
 
 
 def expired_outcome(done: int, elapsed_s: float, longest_s: float, what: str) -> Outcome:

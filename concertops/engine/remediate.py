@@ -200,9 +200,15 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
         audit = AuditLog(state, runbook.id, profile.name, options.dry_run, reason=_reason(options, runbook))
         result.run_id = audit.run_id
         ctx = Context(
-            profile, engine, options.dry_run, audit.operator, _reason(options, runbook), ui.note, ui.progress
+            profile,
+            engine,
+            options.dry_run,
+            audit.operator,
+            _reason(options, runbook),
+            ui.note,
+            ui.progress,
+            shape=shape,
         )
-        ctx.shape = shape
         steps = [options.tuning.tune(s) for s in before.plan]
         actions: list[Action] = [action_for(s, shape) for s in steps]
         # Prepare everything before anything runs: a limit that forbids step 3 must stop step 1 too.

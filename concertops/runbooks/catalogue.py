@@ -75,7 +75,13 @@ class ActivateWaitingParams:
 
 @dataclass(**_FROZEN)
 class ForceExpireParams:
-    batch: int = limit("Holds per committed batch", option="--batch-size", min=1, max=10_000)
+    batch: int = limit("Most holds in one committed batch", option="--batch-size", min=1, max=10_000)
+    batch_ms: int = limit(
+        "Size batches toward this many ms each, up to --batch-size (0: every batch --batch-size)",
+        option="--batch-ms",
+        min=0,
+        max=1_000,
+    )
     max_rows: int = limit("Most holds to expire in one run", option="--max-rows", min=1)
     sleep: float = limit("Seconds between batches", option="--sleep", min=0, max=60)
 

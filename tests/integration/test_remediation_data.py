@@ -138,7 +138,7 @@ def test_b2_a_host_clock_ten_minutes_fast_never_expires_a_hold_not_yet_due(
     monkeypatch.setattr(audit, "now", lambda: fast)
     url = str(booking.profile.database_url)
     engine = open_engine(url)
-    config = catalogue.ForceExpireParams(batch=7, max_rows=1000, sleep=0.0)
+    config = catalogue.ForceExpireParams(batch=7, batch_ms=0, max_rows=1000, sleep=0.0)
     action = force_expire.ForceExpire(Step("force-expire", "t", "force_expire", config))
     ctx = Context(Profile(name="tests", database_url=url), engine, dry_run=False, operator="t", reason="t")
     try:

@@ -60,7 +60,7 @@ def test_runbook_help_shows_each_option_default_and_range_as_the_page_has_them(c
     done = cli("b2", "--help", env={"COLUMNS": "250"})
     assert done.returncode == 0
     line = next(row for row in done.stdout.splitlines() if "--batch-size" in row)
-    assert "1<=x<=10000" in line and "(page: 500)" in line, line
+    assert "1<=x<=10000" in line and "(page: 5000)" in line, line
     tokens = next(
         row for row in cli("a1", "--help", env={"COLUMNS": "250"}).stdout.splitlines() if "--tokens" in row
     )

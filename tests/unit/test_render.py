@@ -35,7 +35,7 @@ def report(mode: str = "prometheus") -> Report:
         "force-expire",
         "Expire overdue holds",
         "force-expire",
-        ForceExpireParams(batch=500, max_rows=50_000, sleep=0.0),
+        ForceExpireParams(batch=5000, batch_ms=50, max_rows=50_000, sleep=0.0),
         because=("overdue_holds",),
     )
     return Report(

@@ -79,7 +79,7 @@ STEP_PAGE = GOOD.replace(
     "    title: t\n"
     "    action: force_expire\n"
     "    when: [s]\n"
-    "    limits: {batch: 10, max_rows: 100, sleep: 0}\n"
+    "    limits: {batch: 10, batch_ms: 0, max_rows: 100, sleep: 0}\n"
     "  - id: modes\n"
     "    title: t\n"
     "    action: set_settings\n"
@@ -98,6 +98,7 @@ def test_a_page_with_typed_steps_loads_them_as_frozen_models() -> None:
         expire.batch = 5  # frozen: an action cannot change its own limits
     assert page.remediation[0].options == {
         "batch": "--batch-size",
+        "batch_ms": "--batch-ms",
         "max_rows": "--max-rows",
         "sleep": "--sleep",
     }
