@@ -5,7 +5,7 @@ method, and a light concurrent load of reservation transactions (the service's s
 locked, a reservation inserted, the seat taken) at about 20 per second on another schedule, whose p95 is
 compared with the same load on an idle database. Needs only the local MariaDB.
 
-    .venv/bin/python bench/force_expire.py [--rows 200000] [--batch 500]
+    .venv/bin/python bench/force_expire.py [--rows 200000] [--batch 5000] [--batch-ms 50]
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ def with_load(engine: sa.Engine, first_seat: int, work: Callable[[], object]) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=5000, help="most holds a batch (the page's)")
+    parser.add_argument("--batch-ms", type=int, default=50, help="batch time aimed at; 0: fixed (the page's)")
     args = parser.parse_args()
     url = fresh_database()
     engine = make_engine(url, pool_size=4)
@@ -163,7 +164,7 @@ def main() -> None:
         "force-expire",
         "bench",
         "force_expire",
-        catalogue.ForceExpireParams(batch=args.batch, max_rows=args.rows, sleep=0.0),
+        catalogue.ForceExpireParams(batch=args.batch, batch_ms=args.batch_ms, max_rows=args.rows, sleep=0.0),
     )
     action = ForceExpire(step)
     tool_engine = open_engine(url)
@@ -186,6 +187,13 @@ def main() -> None:
     result = {
         "rows": args.rows,
         "batch": args.batch,
+        "batch_ms": args.batch_ms,
+        "batches": len(action.batches),
+        "batch_sizes_min_median_max": [
+            min(n for n, _s in action.batches),
+            int(statistics.median(n for n, _s in action.batches)),
+            max(n for n, _s in action.batches),
+        ],
         "manual_single_update_s": round(manual_s, 2),
         "complete_single_update_s": round(complete_s, 2),
         "p95_during_complete_ms": round(complete_p95, 1),

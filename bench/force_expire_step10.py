@@ -7,7 +7,7 @@ service's own statements at about 20 per second: a new hold inserted, and a conf
 status = 'CONFIRMED' WHERE reservationId = ?``) of a hold that is not overdue. The load's p95 is compared
 with the same load on the idle table. Needs only the local MariaDB (its Sequence engine seeds the rows).
 
-    .venv/bin/python bench/force_expire_step10.py [--rows 200000] [--batch 500]
+    .venv/bin/python bench/force_expire_step10.py [--rows 200000] [--batch 5000] [--batch-ms 50]
 """
 
 from __future__ import annotations
@@ -68,9 +68,11 @@ def seed_template(engine: sa.Engine, rows: int) -> None:
             return _RANDOM_UUID.format(h=column)
 
         return (
-            "INSERT INTO reservation_seed (reservationId, userId, seatId, status, heldAt, expiresAt)"
+            # createdAt as the database would have written it at heldAt: the zone reads UTC.
+            "INSERT INTO reservation_seed"
+            " (reservationId, userId, seatId, status, heldAt, expiresAt, createdAt)"
             f" SELECT {uuid_of('a')}, {uuid_of('b')}, {uuid_of('c')}, '{status}',"
-            f" {expires} - INTERVAL 5 MINUTE, {expires}"
+            f" {expires} - INTERVAL 5 MINUTE, {expires}, {expires} - INTERVAL 5 MINUTE"
             f" FROM (SELECT MD5(CONCAT('{status}', seq, RAND())) a, MD5(CONCAT(RAND(), seq)) b,"
             " MD5(RAND() * seq) c"
             f" FROM seq_1_to_{count}) t"
@@ -143,7 +145,8 @@ def with_load(engine: sa.Engine, work: Callable[[], object]) -> tuple[object, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=5000, help="most holds a batch (the page's)")
+    parser.add_argument("--batch-ms", type=int, default=50, help="batch time aimed at; 0: fixed (the page's)")
     args = parser.parse_args()
     url = fresh_database()
     engine = sa.create_engine(url, pool_size=4)
@@ -170,7 +173,7 @@ def main() -> None:
         "force-expire",
         "bench",
         "force_expire",
-        catalogue.ForceExpireParams(batch=args.batch, max_rows=args.rows, sleep=0.0),
+        catalogue.ForceExpireParams(batch=args.batch, batch_ms=args.batch_ms, max_rows=args.rows, sleep=0.0),
     )
     action = ForceExpire(step)
     tool_engine = open_engine(url)
@@ -196,6 +199,13 @@ def main() -> None:
     result = {
         "rows": args.rows,
         "batch": args.batch,
+        "batch_ms": args.batch_ms,
+        "batches": len(action.batches),
+        "batch_sizes_min_median_max": [
+            min(n for n, _s in action.batches),
+            int(statistics.median(n for n, _s in action.batches)),
+            max(n for n, _s in action.batches),
+        ],
         "seed_s": round(seeded_s, 1),
         "manual_single_update_s": round(manual_s, 2),
         "batches_total_s": round(action.elapsed_s, 2),
@@ -211,7 +221,8 @@ def main() -> None:
         "outcome": getattr(outcome, "detail", ""),
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"force_expire_step10_{args.rows}.json").write_text(json.dumps(result, indent=2) + "\n")
+    named = f"force_expire_step10_{args.rows}_b{args.batch}_ms{args.batch_ms}.json"
+    (RESULTS / named).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     tool_engine.dispose()
     engine.dispose()

@@ -173,7 +173,7 @@ def _store_fix() -> str:
     from concertops.contract import service_map
 
     try:
-        reference = service_map.has_reference_schema(service_map.for_profile(OPTIONS.load_profile()))
+        reference = service_map.for_profile(OPTIONS.load_profile()).acts.state_tables
     except Exception:  # the profile or the map is what failed: name no fix that writes anything
         reference = False
     if reference:

@@ -36,6 +36,8 @@ _REASONS = {
     "when every seat is named by a reservation in seat_taken_by)",
     "dlq": "its map names no dead-letter topic (kafka.topics.expiration_dlq)",
     "double_charge": "a payment cannot be charged twice there: tables.payment.unique names reservation",
+    "flat_without_outbox": "without an outbox (acts.outbox) re-publishing writes the service's own envelope, "
+    "and kafka.envelope flat has none of its own to write",
     "payment_events": "its map lacks what re-publishing reads: tables.payment (reservation, user, amount, "
     "created_at) and kafka.topics.payment_completed",
 }

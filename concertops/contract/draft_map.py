@@ -27,6 +27,7 @@ TABLES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]] = {
             "seat": ("seatid",),
             "user": ("userid",),
             "created_at": ("createdat",),
+            "updated_at": ("updatedat",),
         },
     ),
     "payment": (
@@ -42,8 +43,15 @@ TABLES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]] = {
     ),
     "seat": (
         ("seat", "seats"),
-        {"schedule": ("scheduleid",), "number": ("seatno", "seatnumber"), "status": ("status",)},
+        {
+            "schedule": ("scheduleid",),
+            "number": ("seatno", "seatnumber"),
+            "status": ("status",),
+            "reservation": ("reservationid",),
+        },
     ),
+    # Only with a sold-out flag: a schedule table without one is nothing the runbooks act on.
+    "schedule": (("concertschedule", "schedule", "schedules"), {"sold_out": ("soldout",)}),
     "notification": (
         ("notification", "notifications"),
         {"payment": ("paymentid",), "user": ("userid",), "created_at": ("createdat",)},
@@ -177,6 +185,8 @@ def _tables(facts: Facts, draft: Draft) -> None:
             column = next((found[s] for s in spellings if s in found and found[s].name != key.name), None)
             if column is not None:
                 mapped[name] = column.name
+        if logical == "schedule" and not mapped:
+            continue
         entry["columns"] = mapped
         draft.why(path, f"table {table}, primary key {key.name} ({key.data_type}); columns by name")
         unique = [name for name, column in mapped.items() if (table, column) in facts.unique]

@@ -107,6 +107,9 @@ class Kafka(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
 class Acts(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     runtime_settings: bool = False  # a settings table the service re-reads (else: a deploy)
     outbox: bool = False
+    # The service's own migrations create concertops's audit and lock tables (the twin, built with it):
+    # its state lives beside its data. Any other service keeps it apart (``concertops state init``).
+    state_tables: bool = False
 
 
 class Constant(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -280,17 +283,6 @@ def _overridden(value: str, overrides: tuple[tuple[str, Any], ...]) -> ServiceMa
         )
         constants[name] = Constant(value=value_now, where=where)
     return msgspec.structs.replace(shape, deploy_constants=constants)
-
-
-def has_reference_schema(shape: ServiceMap) -> bool:
-    """Whether the service is laid out as the reference backend: the runbooks' steps are written for it."""
-    reference = load(DEFAULT)
-    return (shape.tables, shape.queue, shape.kafka, shape.acts) == (
-        reference.tables,
-        reference.queue,
-        reference.kafka,
-        reference.acts,
-    )
 
 
 def describe(service_map: ServiceMap) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from concertops.contract.names import TOPIC_EXPIRATION, TOPIC_EXPIRATION_DLQ
 from concertops.engine.action_api import Context, Outcome
 from concertops.model.errors import ConcertopsError, SourceUnreachable, UsageError
 from concertops.model.findings import Step
@@ -37,6 +36,8 @@ class ReplayDlq:
         """The replay group's consumer, where it stands on every DLQ partition, and how many wait there."""
         from confluent_kafka import Consumer, TopicPartition
 
+        dlq = _topics(ctx)[1]
+
         consumer = Consumer(
             {
                 "bootstrap.servers": ctx.profile.kafka_bootstrap_servers or "",
@@ -47,18 +48,16 @@ class ReplayDlq:
                 "log_level": 0,
             }
         )
-        topic = consumer.list_topics(TOPIC_EXPIRATION_DLQ, timeout=5).topics.get(TOPIC_EXPIRATION_DLQ)
+        topic = consumer.list_topics(dlq, timeout=5).topics.get(dlq)
         if topic is None or topic.error is not None or not topic.partitions:
             consumer.close()
-            raise SourceUnreachable(
-                f"topic {TOPIC_EXPIRATION_DLQ} missing", "the service creates it on start"
-            )
-        partitions = [TopicPartition(TOPIC_EXPIRATION_DLQ, p) for p in sorted(topic.partitions)]
+            raise SourceUnreachable(f"topic {dlq} missing", "the service creates it on start")
+        partitions = [TopicPartition(dlq, p) for p in sorted(topic.partitions)]
         starts, waiting = [], 0
         for tp, committed in zip(partitions, consumer.committed(partitions, timeout=5), strict=True):
             low, high = consumer.get_watermark_offsets(tp, timeout=5)
             start = max(committed.offset if committed.offset >= 0 else low, low)
-            starts.append(TopicPartition(TOPIC_EXPIRATION_DLQ, tp.partition, start))
+            starts.append(TopicPartition(dlq, tp.partition, start))
             waiting += max(high - start, 0)
         return consumer, starts, waiting
 
@@ -79,10 +78,11 @@ class ReplayDlq:
     def run(self, ctx: Context) -> Outcome:
         from confluent_kafka import KafkaError, TopicPartition
 
+        target, dlq = _topics(ctx)
         limit, max_replays, rate = self._limits()
         try:
             producer = Producer(ctx.profile.kafka_bootstrap_servers)
-            producer.check((TOPIC_EXPIRATION, TOPIC_EXPIRATION_DLQ))
+            producer.check((target, dlq))
             consumer, starts, waiting = self._consumer(ctx)
         except ConcertopsError as exc:
             return Outcome("failed", 0, str(exc))
@@ -114,7 +114,7 @@ class ReplayDlq:
                     quarantined.append(f"{where} key {(msg.key() or b'').decode()}")
                 elif not ctx.dry_run:
                     out = Outgoing(
-                        TOPIC_EXPIRATION,
+                        target,
                         (msg.key() or b"").decode(),
                         msg.value() or b"",
                         {**headers, REPLAY_HEADER: str(count + 1)},
@@ -130,7 +130,7 @@ class ReplayDlq:
                     replayed += 1
                 else:
                     key = (msg.key() or b"").decode()
-                    ctx.would(f"publish {TOPIC_EXPIRATION} key={key} {REPLAY_HEADER}={count + 1}")
+                    ctx.would(f"publish {target} key={key} {REPLAY_HEADER}={count + 1}")
                     replayed += 1
                 if not ctx.dry_run:
                     # Past this message for good: acknowledged (or quarantined) before the offset moves.
@@ -152,3 +152,15 @@ class ReplayDlq:
                 quarantined[:10]
             )
         return Outcome("ok", replayed, detail, changed=replayed > 0 and not ctx.dry_run)
+
+
+def _topics(ctx: Context) -> tuple[str, str]:
+    """The expiry topic and its dead-letter topic, as the service map names them."""
+    target, dlq = ctx.shape.topic("expiration"), ctx.shape.topic("expiration_dlq")
+    if not target or not dlq:
+        raise UsageError(
+            f"replay-dlq: the service map {ctx.shape.name} names no kafka.topics.expiration and "
+            "expiration_dlq",
+            "add them to the map",
+        )
+    return target, dlq

@@ -31,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from concertops.contract import capabilities, events
+from concertops.contract.mapped_sql import Named, named
 from concertops.contract.service_map import ServiceMap
 from concertops.engine.action_api import Context, Outcome, Progress
 from concertops.engine.interrupts import deferred
@@ -97,27 +98,15 @@ class Walk:
     """The step's statements in the service's own names (SQLAlchemy Core: the dialect quotes and locks)."""
 
     def __init__(self, shape: ServiceMap) -> None:
-        table = shape.table("reservation")
-        status = table.column("status") if table else None
-        expires = table.column("expires_at") if table else None
-        if table is None or status is None or expires is None:
-            raise UsageError(
-                f"force-expire: the service map {shape.name} has no reservation table with status and "
-                "expires_at columns",
-                "add them to the map's tables.reservation",
-            )
+        holds = named(shape, "reservation", "status", "expires_at", step="force-expire")
         can = capabilities.of(shape)
-        self.int_keys = table.key_type == "int"
-        names = {"key": table.key, "status": status, "expires_at": expires}
-        for logical in ("seat", "updated_at"):
-            if table.column(logical):
-                names[logical] = str(table.column(logical))
-        self.t = sa.table(table.table, *(sa.column(v, _type(k)) for k, v in names.items()))
-        self.key, self.status, self.expires = self.t.c[table.key], self.t.c[status], self.t.c[expires]
-        self.updated = self.t.c[names["updated_at"]] if "updated_at" in names else None
-        self.seat_col = self.t.c[names["seat"]] if can.seat_status else None
-        self.seats = _seat_table(shape) if can.seat_status else None
-        self.schedules = _schedule_table(shape) if can.sold_out_mark else None
+        self.int_keys = shape.tables["reservation"].key_type == "int"
+        self.t = holds.table
+        self.key, self.status, self.expires = holds["key"], holds["status"], holds["expires_at"]
+        self.updated = holds["updated_at"] if "updated_at" in holds.names else None
+        self.seat_col = holds["seat"] if can.seat_status else None
+        self.seats = named(shape, "seat", "status", "reservation") if can.seat_status else None
+        self.schedules = named(shape, "schedule", "sold_out") if can.sold_out_mark else None
         self.outbox = _outbox_table(shape) if can.outbox and shape.topic("expiration") else None
         self.expiry_topic = shape.topic("expiration") or ""
         self.extras = tuple(
@@ -217,43 +206,6 @@ class Walk:
                 .where(schedules["key"].in_(of_seats), schedules["sold_out"].is_(True))
                 .values({schedules.name("sold_out"): False})
             )
-
-
-def _type(logical: str) -> Any:
-    return sa.DateTime if logical in ("expires_at", "updated_at", "created_at") else None
-
-
-@dataclass(frozen=True)
-class Named:
-    """A table reached by the runbooks' logical column names, sent in the service's own."""
-
-    table: sa.TableClause
-    names: dict[str, str]  # logical → the service's column
-
-    @classmethod
-    def of(cls, name: str, names: dict[str, str]) -> Named:
-        return cls(
-            sa.table(name, *(sa.column(real, _type(logical)) for logical, real in names.items())), names
-        )
-
-    def __getitem__(self, logical: str) -> sa.ColumnClause[Any]:
-        return self.table.c[self.names[logical]]
-
-    def name(self, logical: str) -> str:
-        return self.names[logical]
-
-
-def _seat_table(shape: ServiceMap) -> Named:
-    seat = shape.tables["seat"]
-    wanted = ("status", "reservation", "schedule")
-    return Named.of(
-        seat.table, {"key": seat.key, **{k: seat.columns[k] for k in wanted if k in seat.columns}}
-    )
-
-
-def _schedule_table(shape: ServiceMap) -> Named:
-    schedule = shape.tables["schedule"]
-    return Named.of(schedule.table, {"key": schedule.key, "sold_out": schedule.columns["sold_out"]})
 
 
 def _outbox_table(shape: ServiceMap) -> Named:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
-from concertops.contract.schema import schedule, seat
+from concertops.contract.mapped_sql import Named, named
 from concertops.engine.action_api import Context, Outcome
 from concertops.model.errors import UsageError
 from concertops.model.findings import Step
@@ -18,64 +19,72 @@ class MarkSoldOut:
     The service lifts the mark itself when a seat comes back (an expired hold)."""
 
     step: Step
-    found: list[int] = field(default_factory=list)
+    found: list[Any] = field(default_factory=list)
 
-    def _candidates(self, conn: sa.Connection, limit: int) -> list[int]:
-        available = sa.func.sum(sa.case((seat.c.status == "AVAILABLE", 1), else_=0))
-        full = sa.select(seat.c.schedule_id).group_by(seat.c.schedule_id).having(available == 0).subquery()
+    def _candidates(self, conn: sa.Connection, seat: Named, schedule: Named, limit: int) -> list[Any]:
+        available = sa.func.sum(sa.case((seat["status"] == "AVAILABLE", 1), else_=0))
+        full = sa.select(seat["schedule"]).group_by(seat["schedule"]).having(available == 0)
         return list(
             conn.execute(
-                sa.select(schedule.c.schedule_id)
-                .where(
-                    schedule.c.schedule_id.in_(sa.select(full.c.schedule_id)), schedule.c.sold_out.is_(False)
-                )
-                .order_by(schedule.c.schedule_id)
+                sa.select(schedule["key"])
+                .where(schedule["key"].in_(full), schedule["sold_out"].is_(False))
+                .order_by(schedule["key"])
                 .limit(limit)
             ).scalars()
         )
 
-    def prepare(self, ctx: Context) -> str:
-        limit = self.step.config.max_schedules
+    def _tables(self, ctx: Context) -> tuple[Named, Named]:
+        return (
+            named(ctx.shape, "seat", "schedule", "status", step=self.step.id),
+            named(ctx.shape, "schedule", "sold_out", step=self.step.id),
+        )
+
+    def gather(self, ctx: Context) -> list[Any]:
+        seat, schedule = self._tables(ctx)
         with ctx.engine.connect() as conn:
-            self.found = self._candidates(conn, limit + 1)
-        if not self.found:
-            return "no unmarked sold-out schedule"
-        if len(self.found) > limit:
-            raise UsageError(
-                f"{self.step.id}: more than {limit} schedules to mark",
-                "raise --max-schedules if that is right",
-            )
-        return f"mark {len(self.found)} schedule(s) sold out: {', '.join(map(str, self.found[:10]))}"
+            return self._candidates(conn, seat, schedule, self.step.config.max_schedules + 1)
+
+    def prepare(self, ctx: Context) -> str:
+        self.found, line = decide(self.gather(ctx), self.step.id, self.step.config.max_schedules)
+        return line
 
     def run(self, ctx: Context) -> Outcome:
-        limit = self.step.config.max_schedules
-        conn = ctx.engine.connect()
-        try:
+        """Marks only the schedules the plan found, each still without a free seat at this moment."""
+        seat, schedule = self._tables(ctx)
+        marked = 0
+        with ctx.engine.connect() as conn:
             tx = conn.begin()
-            ids = self._candidates(conn, limit)
-            marked = 0
-            if ids:
-                # Still full at this moment: a seat freed since prepare() keeps its schedule on sale.
-                available = sa.func.sum(sa.case((seat.c.status == "AVAILABLE", 1), else_=0))
+            if self.found:
+                # Still full now: a seat freed since the plan keeps its schedule on sale.
+                available = sa.func.sum(sa.case((seat["status"] == "AVAILABLE", 1), else_=0))
                 still_full = (
-                    sa.select(seat.c.schedule_id)
-                    .where(seat.c.schedule_id.in_(ids))
-                    .group_by(seat.c.schedule_id)
+                    sa.select(seat["schedule"])
+                    .where(seat["schedule"].in_(self.found))
+                    .group_by(seat["schedule"])
                     .having(available == 0)
                 )
                 full_now = list(conn.execute(still_full).scalars())
                 if full_now:
                     marked = conn.execute(
-                        schedule.update()
-                        .where(schedule.c.schedule_id.in_(full_now), schedule.c.sold_out.is_(False))
-                        .values(sold_out=True)
+                        schedule.table.update()
+                        .where(schedule["key"].in_(full_now), schedule["sold_out"].is_(False))
+                        .values({schedule.name("sold_out"): True})
                     ).rowcount
             if ctx.dry_run:
                 tx.rollback()
                 return Outcome("ok", marked, f"would mark {marked} schedule(s) sold out (rolled back)")
             tx.commit()
-        finally:
-            conn.close()
         if not marked:
             return Outcome("ok", 0, "nothing to mark: no unmarked sold-out schedule")
         return Outcome("ok", marked, f"marked {marked} schedule(s) sold out", changed=True)
+
+
+def decide(found: list[Any], step_id: str, limit: int) -> tuple[list[Any], str]:
+    """The schedules to mark and the plan's line; more than ``limit`` is refused (pure)."""
+    if not found:
+        return [], "no unmarked sold-out schedule"
+    if len(found) > limit:
+        raise UsageError(
+            f"{step_id}: more than {limit} schedules to mark", "raise --max-schedules if that is right"
+        )
+    return found, f"mark {len(found)} schedule(s) sold out: {', '.join(map(str, found[:10]))}"

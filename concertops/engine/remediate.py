@@ -176,8 +176,7 @@ def remediate(profile: Profile, runbook: Runbook, options: Options, ui: Ui) -> A
         return max(MIN_PHASE_S, deadline - time.monotonic())
 
     shape = service_map.for_profile(profile)
-    if not service_map.has_reference_schema(shape):
-        _map_holds(shape, profile, runbook, left())
+    _map_holds(shape, profile, runbook, left())
     enable = options.tuning.enable
     before = run_check(profile, [runbook], left(), enable=enable).runbooks[0]
     result = ApplyResult(runbook.id, options.dry_run, before, [])

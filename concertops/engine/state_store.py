@@ -66,7 +66,7 @@ def candidates(profile: Profile) -> list[StateStore]:
     if profile.state_url:
         return [StateStore(profile.state_url, "the profile's state_url")]
     url = profile.database_url
-    if url and service_map.has_reference_schema(service_map.for_profile(profile)):
+    if url and service_map.for_profile(profile).acts.state_tables:
         return [StateStore(url, _TWIN)]
     found = []
     server = _schema_url(url, SCHEMA) if url else None
