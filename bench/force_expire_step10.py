@@ -206,6 +206,11 @@ def main() -> None:
             int(statistics.median(n for n, _s in action.batches)),
             max(n for n, _s in action.batches),
         ],
+        "batch_ms_median_p99": [
+            round(statistics.median(s for _n, s in action.batches) * 1000, 1),
+            round(statistics.quantiles([s for _n, s in action.batches], n=100)[98] * 1000, 1),
+        ],
+        "batches_over_100ms": [(i, n, round(s * 1000)) for i, (n, s) in enumerate(action.batches) if s > 0.1],
         "seed_s": round(seeded_s, 1),
         "manual_single_update_s": round(manual_s, 2),
         "batches_total_s": round(action.elapsed_s, 2),

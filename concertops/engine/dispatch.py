@@ -1,6 +1,6 @@
 """Which implementation carries out a step: one per action, found by the step's parameter model, with the
 service map's capabilities deciding only what a service lacks (a step it cannot take is planned with the
-map field that says so, and never run) and where a change goes (runtime settings or a deploy)."""
+map field that says so, and never run)."""
 
 from __future__ import annotations
 
@@ -20,23 +20,21 @@ Implementation = Callable[[Step], Action]
 def implementations(shape: ServiceMap) -> dict[type[object], Implementation]:
     """Each parameter model of the action catalogue → what carries it out on the service ``shape`` maps."""
     from concertops.engine.activate_waiting import ActivateWaiting
+    from concertops.engine.change_settings import ChangeSettings
     from concertops.engine.dlq_replay import ReplayDlq
     from concertops.engine.force_expire import ForceExpire
-    from concertops.engine.handoff import HandOff
     from concertops.engine.kill_idle import KillIdle
     from concertops.engine.list_double_payments import ListDoublePayments
     from concertops.engine.mark_sold_out import MarkSoldOut
     from concertops.engine.not_available import NotOnThisService
     from concertops.engine.republish import RepublishPayments
     from concertops.engine.republish_mapped import EnvelopeRepublish
-    from concertops.engine.set_settings import SetSettings
 
     can = capabilities.of(shape)
 
     def lacks(need: str) -> Implementation:
         return partial(NotOnThisService, why=can.lacks(shape, need))
 
-    settings: Implementation = SetSettings if can.runtime_settings else HandOff
     if can.outbox:
         republish: Implementation = RepublishPayments  # through the outbox the service's relay sends
     elif shape.kafka.envelope != "step10":
@@ -46,8 +44,9 @@ def implementations(shape: ServiceMap) -> dict[type[object], Implementation]:
     else:
         republish = lacks("payment_events")
     return {
-        catalogue.SetSettingsParams: settings,
-        catalogue.SetSettingParams: settings,
+        # A new settings version where the service re-reads them, else a hand-off (a deploy).
+        catalogue.SetSettingsParams: ChangeSettings,
+        catalogue.SetSettingParams: ChangeSettings,
         catalogue.MarkSoldOutParams: MarkSoldOut if can.sold_out_mark else lacks("sold_out_mark"),
         catalogue.ActivateWaitingParams: ActivateWaiting,
         catalogue.ForceExpireParams: ForceExpire,

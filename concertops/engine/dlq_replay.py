@@ -70,10 +70,7 @@ class ReplayDlq:
             consumer.close()
         except Exception as exc:  # KafkaException
             return f"Kafka not answering ({exc}): the DLQ cannot be read now"
-        return (
-            f"replay {min(waiting, limit)} of {waiting} DLQ message(s) on {len(starts)} partition(s) "
-            f"(quarantine after {replays} replays)"
-        )
+        return decide(waiting, len(starts), limit, replays)
 
     def run(self, ctx: Context) -> Outcome:
         from confluent_kafka import KafkaError, TopicPartition
@@ -109,7 +106,7 @@ class ReplayDlq:
                 read += 1
                 headers = {k: (v or b"").decode() for k, v in (msg.headers() or [])}
                 count = int(headers.get(REPLAY_HEADER, "0") or 0)
-                if count >= max_replays:
+                if set_aside(count, max_replays):
                     where = f"partition {msg.partition()} offset {msg.offset()}"
                     quarantined.append(f"{where} key {(msg.key() or b'').decode()}")
                 elif not ctx.dry_run:
@@ -152,6 +149,19 @@ class ReplayDlq:
                 quarantined[:10]
             )
         return Outcome("ok", replayed, detail, changed=replayed > 0 and not ctx.dry_run)
+
+
+def decide(waiting: int, partitions: int, limit: int, replays: int) -> str:
+    """The plan's line: how many of the waiting messages one run replays (pure)."""
+    return (
+        f"replay {min(waiting, limit)} of {waiting} DLQ message(s) on {partitions} partition(s) "
+        f"(quarantine after {replays} replays)"
+    )
+
+
+def set_aside(count: int, max_replays: int) -> bool:
+    """A message replayed ``max_replays`` times already is set aside, never replayed again (pure)."""
+    return count >= max_replays
 
 
 def _topics(ctx: Context) -> tuple[str, str]:

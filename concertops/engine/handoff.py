@@ -1,4 +1,4 @@
-"""Hand-off steps: a change the service takes only by a deploy (its pool size, lock timings,
+"""Hand-offs: a change the service takes only by a deploy (its pool size, lock timings,
 ``MAX_ACTIVE_TOKENS``, an outbox...), on a service without runtime settings.
 
 The service map's ``deploy_constants`` say, under the runbooks' setting names, each value now and where it
@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from concertops.engine.action_api import Context, Outcome, check_limits
+from concertops.engine.action_api import Context, Outcome
 from concertops.model.errors import UsageError
 from concertops.model.findings import Step
 from concertops.redact import redact_text
-from concertops.runbooks import catalogue
 
 HOOK_TIMEOUT_S = 600.0  # a deploy may take minutes; a hook that hangs longer fails the step
 HANDED_OVER = "handed over"
@@ -41,73 +40,43 @@ class Change:
         return self.setting.upper()
 
     def describe(self) -> str:
-        return f"{self.setting} {_shown(self.current)} → {_shown(self.value)} ({self.where})"
+        return f"{self.setting} {shown(self.current)} → {shown(self.value)} ({self.where})"
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-@dataclass
-class HandOff:
-    """``set_settings`` / ``set_setting`` on a service whose settings change only by a deploy."""
-
-    step: Step
-    changes: list[Change] = field(default_factory=list)
-
-    def prepare(self, ctx: Context) -> str:
-        config = self.step.config
-        wanted = (
-            {config.setting: config.value}
-            if isinstance(config, catalogue.SetSettingParams)
-            else dict(config.settings)
-        )
-        constants = ctx.shape.deploy_constants
-        self.changes = []
-        for name, value in wanted.items():
-            check_limits(self.step, name, value)  # a hand-off is held to the step's limits as a write is
-            constant = constants.get(name)
-            if constant is None:
-                where = f"not in the service map's deploy_constants of {ctx.shape.name}: find where it lives"
-                self.changes.append(Change(name, value, "?", where))
-            elif constant.value != value:
-                self.changes.append(Change(name, value, constant.value, constant.where))
-        if ctx.profile.handoff_hook:
-            _check_template(ctx.profile.handoff_hook)
-        if not self.changes:
-            return "already " + ", ".join(f"{k}={_shown(v)}" for k, v in wanted.items()) + " (service map)"
-        how = "run the hand-off hook for" if ctx.profile.handoff_hook else "hand over (a deploy)"
-        return f"{how}: " + "; ".join(c.describe() for c in self.changes)
-
-    def run(self, ctx: Context) -> Outcome:
-        if not self.changes:
-            return Outcome("ok", 0, "nothing to hand over: the service map already has these values")
-        hook = ctx.profile.handoff_hook
-        if not hook:
-            text = "; ".join(c.describe() for c in self.changes)
-            if ctx.dry_run:
-                return Outcome("ok", len(self.changes), f"would hand over: {text}")
-            return Outcome(HANDED_OVER, len(self.changes), f"handed over (deploy it): {text}")
-        done = 0
-        for change in self.changes:
-            argv = command(hook, change, self.step)
-            shown = redact_text(shlex.join(argv))
-            if ctx.dry_run:
-                ctx.would(f"hand-off hook: {shown}")
-                done += 1
-                continue
-            ctx.note(f"hand-off hook: {shown}")
-            code, last = _run(argv)
-            if code != 0:
-                raise HookFailed(f"hand-off hook exited {code} for {change.setting}: {redact_line(last)}")
+def hand_over(ctx: Context, step: Step, changes: list[Change]) -> Outcome:
+    """Each change to the profile's handoff_hook (once each, no shell), or to a person."""
+    if not changes:
+        return Outcome("ok", 0, "nothing to hand over: the service map already has these values")
+    hook = ctx.profile.handoff_hook
+    if not hook:
+        text = "; ".join(c.describe() for c in changes)
+        if ctx.dry_run:
+            return Outcome("ok", len(changes), f"would hand over: {text}")
+        return Outcome(HANDED_OVER, len(changes), f"handed over (deploy it): {text}")
+    done = 0
+    for change in changes:
+        argv = command(hook, change, step)
+        shown = redact_text(shlex.join(argv))
+        if ctx.dry_run:
+            ctx.would(f"hand-off hook: {shown}")
             done += 1
-        verb = "would run" if ctx.dry_run else "ran"
-        return Outcome(
-            "ok",
-            done,
-            f"{verb} the hand-off hook for " + "; ".join(c.describe() for c in self.changes),
-            changed=not ctx.dry_run,
-        )
+            continue
+        ctx.note(f"hand-off hook: {shown}")
+        code, last = _run(argv)
+        if code != 0:
+            raise HookFailed(f"hand-off hook exited {code} for {change.setting}: {redact_line(last)}")
+        done += 1
+    verb = "would run" if ctx.dry_run else "ran"
+    return Outcome(
+        "ok",
+        done,
+        f"{verb} the hand-off hook for " + "; ".join(c.describe() for c in changes),
+        changed=not ctx.dry_run,
+    )
 
 
 class HookFailed(Exception):
@@ -119,8 +88,8 @@ def command(template: str, change: Change, step: Step) -> list[str]:
     ever sees the values)."""
     values = {
         "setting": change.setting,
-        "value": _shown(change.value),
-        "current": _shown(change.current),
+        "value": shown(change.value),
+        "current": shown(change.current),
         "where": change.where,
         "env": change.env,
         "runbook": step.id.split("/")[0],
@@ -134,7 +103,7 @@ def redact_line(line: str) -> str:
     return redact_text(line)
 
 
-def _check_template(template: str) -> None:
+def check_template(template: str) -> None:
     try:
         words = shlex.split(template)
         for word in words:

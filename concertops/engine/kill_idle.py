@@ -99,25 +99,30 @@ class KillIdle:
         ]
         return found
 
+    def gather(self, ctx: Context) -> list[Victim]:
+        idle, _kills, user = self._settings(ctx)
+        with ctx.engine.connect() as conn:
+            return self._find(conn, idle, user, ctx.own_connections)
+
     def prepare(self, ctx: Context) -> str:
         if not is_mysql(ctx.engine):
             return "not applicable: the database is not MySQL/MariaDB (no connections to kill)"
         idle, kills, user = self._settings(ctx)
-        with ctx.engine.connect() as conn:
-            idle_now = self._find(conn, idle, user, ctx.own_connections)
-        self.victims = idle_now[:kills]
-        if not self.victims:
-            return f"no connection of {user} idle for over {idle} s"
-        return _plan_line(self.victims, len(idle_now), kills, user, idle)
+        self.victims, line = decide(self.gather(ctx), kills, user, idle)
+        return line
 
     def run(self, ctx: Context) -> Outcome:
+        """Kills only the connections the plan named that are still idle now: one that woke up since is
+        spared, and one that became idle since is not the plan's (the next run sees it)."""
         if not is_mysql(ctx.engine):
             return Outcome("skipped", 0, "not applicable on this database (MySQL/MariaDB only)")
         idle, kills, user = self._settings(ctx)
+        planned = {v[0] for v in self.victims}
         killed: list[str] = []
         with ctx.engine.connect() as conn:
-            # Found again now: a connection that woke up since the plan is no longer idle and is spared.
-            victims = self._find(conn, idle, user, ctx.own_connections)[:kills]
+            victims = [v for v in self._find(conn, idle, user, ctx.own_connections) if v[0] in planned][
+                :kills
+            ]
             for vid, vuser, host, db, seconds, in_trx in victims:
                 ctx.ensure_locked()
                 verb = "would kill" if ctx.dry_run else "kill"
@@ -141,6 +146,14 @@ class KillIdle:
             f"{verb} {len(killed)} idle connection(s): {', '.join(killed)}",
             changed=not ctx.dry_run,
         )
+
+
+def decide(found: list[Victim], kills: int, user: str, idle: int) -> tuple[list[Victim], str]:
+    """The connections to kill, in order, at most ``kills``, and the plan's line (pure)."""
+    victims = found[:kills]
+    if not victims:
+        return [], f"no connection of {user} idle for over {idle} s"
+    return victims, _plan_line(victims, len(found), kills, user, idle)
 
 
 def _plan_line(victims: list[Victim], total: int, kills: int, user: str, idle: int) -> str:

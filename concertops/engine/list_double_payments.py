@@ -41,12 +41,16 @@ class ListDoublePayments:
         return "list reservations paid more than once, for refund (never refunded here)"
 
     def run(self, ctx: Context) -> Outcome:
-        rows = self._rows(ctx)
-        for r in rows:
-            ctx.note(f"refund candidate: reservation {r.reservation_id}, payments {str(r.payment_ids)[:80]}")
-        if not rows:
-            return Outcome("ok", 0, "no reservation paid twice")
-        listing = "; ".join(f"{r.reservation_id}: {r.payment_ids}" for r in rows[:50])
-        return Outcome(
-            "ok", len(rows), f"{len(rows)} reservation(s) paid more than once, refund by hand: {listing}"
-        )
+        rows = [(r.reservation_id, str(r.payment_ids)) for r in self._rows(ctx)]
+        for reservation, payments in rows:
+            ctx.note(f"refund candidate: reservation {reservation}, payments {payments[:80]}")
+        listed, detail = decide(rows)
+        return Outcome("ok", listed, detail)
+
+
+def decide(rows: list[tuple[Any, str]]) -> tuple[int, str]:
+    """The list a person refunds from, as the step's result (pure): never more than 50 in one line."""
+    if not rows:
+        return 0, "no reservation paid twice"
+    listing = "; ".join(f"{reservation}: {payments}" for reservation, payments in rows[:50])
+    return len(rows), f"{len(rows)} reservation(s) paid more than once, refund by hand: {listing}"

@@ -288,7 +288,7 @@ def test_bad_input_is_one_clear_line(cli: CliRunner, booking: Backend, args: lis
 def test_pool_size_beyond_the_server_headroom_is_refused(booking: Backend) -> None:
     from concertops.config import Profile
     from concertops.engine.action_api import Context
-    from concertops.engine.set_settings import SetSettings
+    from concertops.engine.change_settings import ChangeSettings
     from concertops.model.errors import UsageError
     from concertops.model.findings import Step
     from concertops.runbooks.catalogue import SetSettingParams
@@ -307,7 +307,7 @@ def test_pool_size_beyond_the_server_headroom_is_refused(booking: Backend) -> No
     ctx = Context(profile, booking.engine, dry_run=True, operator="t", reason="t")
     max_connections = booking.scalar("SELECT @@max_connections")
     with pytest.raises(UsageError, match=f"over 50% of max_connections={max_connections}"):
-        SetSettings(step).prepare(ctx)  # 2 instances x 60 = 120 > 151 / 2
+        ChangeSettings(step).prepare(ctx)  # 2 instances x 60 = 120 > 151 / 2
 
 
 def test_audit_and_output_never_show_a_password(cli: CliRunner, booking: Backend) -> None:

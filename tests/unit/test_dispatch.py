@@ -10,10 +10,9 @@ import yaml
 
 from concertops.contract import capabilities, service_map
 from concertops.engine import dispatch
+from concertops.engine.change_settings import ChangeSettings
 from concertops.engine.force_expire import ForceExpire
-from concertops.engine.handoff import HandOff
 from concertops.engine.not_available import NotOnThisService
-from concertops.engine.set_settings import SetSettings
 from concertops.runbooks import catalogue
 
 
@@ -36,14 +35,13 @@ def test_a_copy_of_the_twins_map_with_a_renamed_column_keeps_every_action(tmp_pa
     mine, theirs = dispatch.implementations(renamed), dispatch.implementations(reference)
     assert mine == theirs
     assert mine[catalogue.ForceExpireParams] is ForceExpire
-    assert mine[catalogue.SetSettingsParams] is SetSettings
+    assert mine[catalogue.SetSettingsParams] is ChangeSettings
 
 
 def test_what_a_map_lacks_is_said_with_its_own_field(tmp_path: Path) -> None:
     def strip(raw: dict) -> None:  # type: ignore[type-arg]
         del raw["tables"]["schedule"]
         del raw["kafka"]["topics"]["expiration_dlq"]
-        raw["acts"]["runtime_settings"] = False
 
     lean = _copy_of_reference(tmp_path, strip)
     table = dispatch.implementations(lean)
@@ -51,7 +49,6 @@ def test_what_a_map_lacks_is_said_with_its_own_field(tmp_path: Path) -> None:
     assert getattr(sold_out, "func", None) is NotOnThisService
     assert "tables.schedule with a sold_out column" in sold_out.keywords["why"]  # type: ignore[attr-defined]
     assert "kafka.topics.expiration_dlq" in table[catalogue.ReplayDlqParams].keywords["why"]  # type: ignore[attr-defined]
-    assert table[catalogue.SetSettingsParams] is HandOff  # no runtime settings: a deploy
 
 
 def test_the_production_map_lacks_what_its_fields_say() -> None:

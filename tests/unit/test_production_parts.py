@@ -49,7 +49,7 @@ def test_hook_words_are_filled_one_by_one_and_never_reach_a_shell() -> None:
 @pytest.mark.parametrize("template", ["deploy {nope}", "deploy '{setting}", ""])
 def test_a_bad_hook_template_is_a_usage_error(template: str) -> None:
     with pytest.raises(UsageError):
-        handoff._check_template(template)
+        handoff.check_template(template)
 
 
 def test_a_hooks_error_line_loses_its_credentials() -> None:

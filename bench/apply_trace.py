@@ -1,0 +1,102 @@
+"""Which of concertops's files ``b2 --apply --yes`` runs on the production shape, in the order their code
+first runs, with their lines: the trace README's "How a runbook runs" lists.
+
+A profile hook (every thread) records the first call into each file of the package; a module imported
+but never called (its top level only) counts too, since its top level ran. Needs the devstack (MariaDB,
+Redis, the broker) for the production shape's stores.
+
+    .venv/bin/python bench/apply_trace.py [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).parents[1]
+PACKAGE = ROOT / "concertops"
+
+
+def trace(argv: list[str], env: dict[str, str]) -> tuple[list[str], int]:
+    """(files in first-run order, the command's exit code)."""
+    seen: dict[str, None] = {}
+
+    def hook(frame: Any, _event: str, _arg: Any) -> None:
+        name = frame.f_code.co_filename
+        if name not in seen and name.startswith(str(PACKAGE)):
+            seen[name] = None
+
+    os.environ.update(env)
+    sys.argv = ["concertops", *argv]
+    threading.setprofile(hook)
+    sys.setprofile(hook)
+    code = 0
+    try:
+        from concertops.cli.main import run
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            run()
+    except SystemExit as done:
+        code = int(done.code or 0)
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)  # type: ignore[arg-type]
+    return [str(Path(f).relative_to(PACKAGE)) for f in seen], code
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--bootstrap", default="127.0.0.1:19092", help="a broker (the devstack's by default)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "tests"))
+    import workers
+
+    workers.configure()
+    import redis
+    from prod_shape import (
+        create_database,
+        create_topics_and_groups,
+        drop_database,
+        production_env,
+        seed_holds,
+    )
+
+    bootstrap = args.bootstrap
+    database, url = create_database()
+    try:
+        seed_holds(url)
+        create_topics_and_groups(bootstrap)
+        with tempfile.TemporaryDirectory() as state:
+            env = production_env(url, bootstrap, 13, Path(state) / "state.sqlite")
+            redis.Redis.from_url(env["CONCERTOPS_REDIS_URL"]).flushdb()
+            initialised = subprocess.run(
+                [str(Path(sys.executable).with_name("concertops")), "state", "init"],
+                env={**os.environ, **env},
+                capture_output=True,
+            )
+            assert initialised.returncode == 0, initialised.stderr
+            files, code = trace(["b2", "--apply", "--yes"], env)
+    finally:
+        drop_database(database)
+    lines = {f: sum(1 for _ in (PACKAGE / f).open()) for f in files}
+    if args.json:
+        print(json.dumps({"exit_code": code, "files": lines, "total_lines": sum(lines.values())}, indent=2))
+        return
+    for n, (f, count) in enumerate(lines.items(), 1):
+        print(f"{n:3d}. {f} ({count})")
+    total = sum(lines.values())
+    print(f"b2 --apply --yes on the production shape: exit {code}, {len(files)} files, {total} lines")
+
+
+if __name__ == "__main__":
+    main()
