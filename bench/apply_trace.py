@@ -26,31 +26,34 @@ ROOT = Path(__file__).parents[1]
 PACKAGE = ROOT / "concertops"
 
 
-def trace(argv: list[str], env: dict[str, str]) -> tuple[list[str], int]:
-    """(files in first-run order, the command's exit code)."""
+def trace(argv: list[str], env: dict[str, str]) -> tuple[list[str], set[str], int]:
+    """(files in first-run order, those first run on another thread than the main one, the exit code)."""
     seen: dict[str, None] = {}
+    threaded: set[str] = set()
 
     def hook(frame: Any, _event: str, _arg: Any) -> None:
         name = frame.f_code.co_filename
         if name not in seen and name.startswith(str(PACKAGE)):
             seen[name] = None
+            if threading.current_thread() is not threading.main_thread():
+                threaded.add(name)
 
     os.environ.update(env)
-    sys.argv = ["concertops", *argv]
     threading.setprofile(hook)
     sys.setprofile(hook)
-    code = 0
     try:
         from concertops.cli.main import run
 
         with contextlib.redirect_stdout(io.StringIO()):
-            run()
-    except SystemExit as done:
-        code = int(done.code or 0)
+            code = run(argv)  # with argv: returns, without ending the process
     finally:
         sys.setprofile(None)
         threading.setprofile(None)  # type: ignore[arg-type]
-    return [str(Path(f).relative_to(PACKAGE)) for f in seen], code
+
+    def relative(f: str) -> str:
+        return str(Path(f).relative_to(PACKAGE))
+
+    return [relative(f) for f in seen], {relative(f) for f in threaded}, code
 
 
 def main() -> None:
@@ -85,12 +88,18 @@ def main() -> None:
                 capture_output=True,
             )
             assert initialised.returncode == 0, initialised.stderr
-            files, code = trace(["b2", "--apply", "--yes"], env)
+            files, threaded, code = trace(["b2", "--apply", "--yes"], env)
     finally:
         drop_database(database)
     lines = {f: sum(1 for _ in (PACKAGE / f).open()) for f in files}
     if args.json:
-        print(json.dumps({"exit_code": code, "files": lines, "total_lines": sum(lines.values())}, indent=2))
+        summary = {
+            "exit_code": code,
+            "files": lines,
+            "threaded": sorted(threaded),  # first run by a probe thread: their order may vary run to run
+            "total_lines": sum(lines.values()),
+        }
+        print(json.dumps(summary, indent=2))
         return
     for n, (f, count) in enumerate(lines.items(), 1):
         print(f"{n:3d}. {f} ({count})")

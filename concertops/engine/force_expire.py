@@ -105,6 +105,8 @@ class Walk:
         self.key, self.status, self.expires = holds["key"], holds["status"], holds["expires_at"]
         self.updated = holds["updated_at"] if "updated_at" in holds.names else None
         self.seat_col = holds["seat"] if can.seat_status else None
+        # The hold's own schedule where the map names it: no look-up through the seats to lift a mark.
+        self.schedule_col = holds["schedule"] if "schedule" in holds.names else None
         self.seats = named(shape, "seat", "status", "reservation") if can.seat_status else None
         self.schedules = named(shape, "schedule", "sold_out") if can.sold_out_mark else None
         self.outbox = _outbox_table(shape) if can.outbox and shape.topic("expiration") else None
@@ -163,7 +165,7 @@ class Walk:
             return int(
                 conn.execute(self.t.update().where(in_range, self.overdue(cutoff)).values(values)).rowcount
             )
-        wanted = [self.key, self.expires, *((self.seat_col,) if self.seat_col is not None else ())]
+        wanted = [self.key, self.expires, *(c for c in (self.seat_col, self.schedule_col) if c is not None)]
         held = conn.execute(
             sa.select(*wanted).where(in_range, self.overdue(cutoff)).order_by(self.key).with_for_update()
         ).all()
@@ -176,7 +178,8 @@ class Walk:
             ).rowcount
         )
         if self.seats is not None:
-            self._free_seats(conn, [r[2] for r in held], keys)
+            schedules = [r[3] for r in held] if self.schedule_col is not None else None
+            self._free_seats(conn, [r[2] for r in held], keys, schedules)
         if self.outbox is not None:
             rows = [
                 events.outbox_row(self.expiry_topic, r[0], events.expiration(r[0], r[1]), at) for r in held
@@ -189,7 +192,9 @@ class Walk:
             )
         return done
 
-    def _free_seats(self, conn: sa.Connection, seat_ids: list[Any], holds: list[Any]) -> None:
+    def _free_seats(
+        self, conn: sa.Connection, seat_ids: list[Any], holds: list[Any], schedule_ids: list[Any] | None
+    ) -> None:
         seats = self.seats
         assert seats is not None
         conn.execute(
@@ -199,7 +204,11 @@ class Walk:
         )
         if self.schedules is not None:
             # A seat is back on sale, so a schedule marked sold out is not any more.
-            of_seats = sa.select(seats["schedule"]).where(seats["key"].in_(seat_ids))
+            of_seats: Any = (
+                sorted(set(schedule_ids))
+                if schedule_ids is not None
+                else sa.select(seats["schedule"]).where(seats["key"].in_(seat_ids))
+            )
             schedules = self.schedules
             conn.execute(
                 schedules.table.update()

@@ -1,57 +1,51 @@
-"""B-1 / B-4: every payment gets its ``payment.completed`` event on the topic, exactly once.
+"""B-1 / B-4: every payment of the window gets its ``payment.completed`` event on the topic, exactly once.
 
-"Missing" means missing from the topic. For the payments of the window (``--since``/``--until``; else for B-4
-from the first event Prometheus saw dropped; else the last hour, all on the database's clock) that nobody was
-notified of:
+One action for every service. "Missing" means missing from the topic, read to its end on every partition:
+a topic that cannot be read to its end decides nothing (the step fails before it sends). The map's
+capabilities say only how the missing events are sent:
 
-1. Decide, in one transaction: lock their outbox rows and the topic's unsent ones (``FOR UPDATE``, which
-   waits for a batch the service's relay has in flight), then read the topic from the window's start to its
-   end, every partition. An event on the topic is delivered: an unsent row of it is marked PUBLISHED (a
-   sender stopped between the broker's acknowledgement and its commit). An event not on the topic is queued:
-   written to the outbox if missing, PENDING again if it was marked sent (a memory-only broker loses what it
-   held). The event id is deterministic per payment, so it is the same event either way. A topic that cannot
-   be read to its end decides nothing: the step fails and changes nothing.
-2. Publish exactly the queued events, oldest payment first, keyed by aggregate (one partition order per
-   payment), in batches whose rows stay locked (``FOR UPDATE SKIP LOCKED``, as the relay does, so the two
-   never send the same row); a row is marked PUBLISHED only after the broker acknowledged it. Rate-limited.
-   Stopped or failed, what was not acknowledged stays PENDING, and a rerun decides again from the topic.
-3. Read the topic back: every queued event must be there; duplicates of the window's events are counted.
+- through the outbox, where the service has one (``concertops.engine.outbox_relay``): the window's
+  payments nobody was notified of are reconciled with the topic by event id, under the rows' locks, and the
+  missing events are queued there and published as the relay would;
+- else in the service's own envelope (``kafka.envelope``), straight to the topic: the window's SUCCESS
+  payments are reconciled with the topic by payment key (``concertops.sources.reconcile``), and a topic
+  the broker lost is created again with ``--create-topic``.
+
+gather reads the payments and the topic; decide is pure (which events to send, which rows to mark, the
+limit); act sends exactly those, oldest payment first, in acknowledged, rate-limited batches, then reads the
+topic back: every event sent must be there, and duplicates are counted.
+
+The window: ``--since``/``--until`` (UTC); else for B-4 from the first event Prometheus saw dropped; else
+the last hour; all on the database's clock. Without an outbox the newest minute is left out (the service's
+own publish retries take ~25 s).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
-import sqlalchemy as sa
-
-from concertops.contract import events
-from concertops.contract.names import TOPIC_PAYMENT_COMPLETED
-from concertops.contract.schema import notification, outbox_event, payment
-from concertops.engine.action_api import Context, Outcome
-from concertops.engine.locking import LockLost
+from concertops.contract import capabilities
+from concertops.contract.envelope import step10_payment_completed
+from concertops.engine.action_api import Context, Outcome, Progress
+from concertops.engine.outbox_relay import UNSENT, Outbox
 from concertops.model.errors import ConcertopsError, SourceUnreachable, UsageError
 from concertops.model.findings import Step
-from concertops.redact import error_line
 from concertops.runbooks import catalogue
 from concertops.sources.database import database_now
 from concertops.sources.producer import Outgoing, Producer
-
-if TYPE_CHECKING:
-    from concertops.sources.topic_read import TopicRead
+from concertops.sources.reconcile import Reconciliation, reconcile, topic_of
 
 DEFAULT_WINDOW = timedelta(hours=1)
-IDLE_WAIT_S = 10.0
+SETTLE = timedelta(minutes=1)  # without an outbox: the service's own publish retries take ~25 s
 # A message's time is its producer's clock at send, the payment's is the database's at commit: the topic is
 # read from a margin before the window so that neither skew nor a slow send hides an event that is there.
 READ_MARGIN = timedelta(minutes=10)
 READ_MAX_MESSAGES = 2_000_000
 READ_MAX_SECONDS = 60.0
-# SENDING: claimed by a sender that had not recorded the broker's answer (it may have died mid-batch).
-_UNSENT = ("PENDING", "FAILED", "SENDING")
 
 
 @dataclass(frozen=True)
@@ -60,16 +54,18 @@ class Window:
     until: datetime
     origin: str
 
+    def text(self) -> str:
+        return f"{self.since:%Y-%m-%d %H:%M:%S} → {self.until:%H:%M:%S} UTC"
 
-def window(ctx: Context, step: Step) -> Window:
+
+def window(ctx: Context, step: Step, settle: timedelta) -> Window:
     """The payments to look at, on the database's clock (an operator's host that is off shifts nothing)."""
-    # --since before --until is the model's own check (RepublishPaymentsParams.__post_init__), made before the
-    # probe by Tuning.validate.
+    # --since before --until is the model's own check (RepublishPaymentsParams.__post_init__).
     config: catalogue.RepublishPaymentsParams = step.config
     with ctx.engine.connect() as conn:
         db_now = database_now(conn)
     since, until = config.since, config.until
-    end = until if isinstance(until, datetime) else db_now
+    end = min(until, db_now) if isinstance(until, datetime) else db_now - settle
     if isinstance(since, datetime):
         if since >= end:
             raise UsageError(f"--since {since:%Y-%m-%d %H:%M:%S} is not before now ({end:%H:%M:%S} UTC)")
@@ -110,205 +106,90 @@ def _dropped_window(ctx: Context, db_now: datetime) -> Window | None:
 
 @dataclass
 class Decision:
-    """What step 1 found and did (rolled back on a dry run)."""
+    """Which of the window's candidates to send, and (with an outbox) which rows to mark or queue."""
 
-    unnotified: int = 0  # payments of the window nobody was notified of
+    candidates: int = 0  # payments of the window that may lack their event
     on_topic: int = 0  # of those, events the topic already holds
-    recorded: int = 0  # unsent outbox rows whose event is on the topic, marked PUBLISHED
-    send: list[str] = field(default_factory=list)  # event ids to publish, in payment order
-    partitions: int = 0
-    read: int = 0  # messages read from the topic
+    send: list[str] = field(default_factory=list)  # ids to publish, in payment order
+    delivered: list[str] = field(default_factory=list)  # unsent outbox rows whose event is on the topic
+    new: list[str] = field(default_factory=list)  # events with no outbox row yet
+    lost: list[str] = field(default_factory=list)  # rows marked sent whose event is not on the topic
 
 
-def read_payments_topic(ctx: Context, since: datetime) -> TopicRead:
-    """Event id → copies on ``payment.completed`` from ``since`` (every partition, to the end)."""
-    from concertops.sources.topic_read import read_topic
-
-    if not ctx.profile.kafka_bootstrap_servers:
-        raise SourceUnreachable("no Kafka configured", "set kafka_bootstrap_servers in the profile")
-    found = read_topic(
-        ctx.profile.kafka_bootstrap_servers,
-        TOPIC_PAYMENT_COMPLETED,
-        since,
-        max_messages=READ_MAX_MESSAGES,
-        max_seconds=READ_MAX_SECONDS,
-    )
-    if not found.complete:
-        raise SourceUnreachable(
-            f"{TOPIC_PAYMENT_COMPLETED} could not be read to its end within {found.bound} "
-            f"({found.messages} messages read)",
-            "narrow --since/--until",
-        )
-    return found
-
-
-def decide(conn: sa.Connection, span: Window, limit: int, topic: Callable[[datetime], TopicRead]) -> Decision:
-    """Step 1, inside the caller's transaction (see the module's docstring)."""
-    rows = conn.execute(
-        sa.select(payment)
-        .where(
-            payment.c.created_at >= span.since,
-            payment.c.created_at <= span.until,
-            ~sa.exists().where(notification.c.payment_id == payment.c.payment_id),
-        )
-        .order_by(payment.c.created_at, payment.c.payment_id)
-    ).all()
-    if len(rows) > limit:
+def decide(
+    candidates: list[str],
+    on_topic: Mapping[str, int],
+    limit: int,
+    outbox: Mapping[str, str] | None = None,
+) -> Decision:
+    """Pure: the candidates' ids (in payment order), the ids the topic holds, the step's ``--max-events``
+    and, on a service with an outbox, each row's status; what to send and what to mark."""
+    decision = Decision(candidates=len(candidates))
+    decision.send = [c for c in candidates if c not in on_topic]
+    decision.on_topic = len(candidates) - len(decision.send)
+    if len(decision.send) > limit:
         raise UsageError(
-            f"{len(rows)} payment events to re-publish, over --max-events {limit}",
+            f"{len(decision.send)} payment events are missing from the topic, more than --max-events {limit}",
             "raise --max-events, or narrow --since/--until",
         )
-    payloads = {
-        events.event_id(TOPIC_PAYMENT_COMPLETED, r.payment_id): (
-            r.payment_id,
-            events.payment_completed(r.payment_id, r.reservation_id, r.user_id, r.amount, r.created_at),
-        )
-        for r in rows
-    }
-    status = _lock_rows(conn, list(payloads))
-    read = topic(span.since - READ_MARGIN)  # read with the rows locked: no sender is mid-way now
-    on_topic = read.ids
-    decision = Decision(unnotified=len(rows), partitions=read.partitions, read=read.messages)
-    delivered = [e for e, s in status.items() if s in _UNSENT and e in on_topic]
-    for chunk in _chunks(delivered):
-        conn.execute(
-            outbox_event.update()
-            .where(outbox_event.c.event_id.in_(chunk))
-            .values(status="PUBLISHED", published_at=database_now(conn))
-        )
-    decision.recorded = len(delivered)
-    at = database_now(conn)
-    new: list[dict[str, object]] = []
-    lost: list[str] = []
-    for event, (payment_id, payload) in payloads.items():
-        if event in on_topic:
-            decision.on_topic += 1
-            continue
-        decision.send.append(event)
-        if event not in status:
-            new.append(events.outbox_row(TOPIC_PAYMENT_COMPLETED, payment_id, payload, at))
-        elif status[event] == "PUBLISHED":
-            lost.append(event)
-    if new:
-        conn.execute(outbox_event.insert(), new)
-    for chunk in _chunks(lost):
-        conn.execute(
-            outbox_event.update()
-            .where(outbox_event.c.event_id.in_(chunk))
-            .values(status="PENDING", published_at=None)
-        )
+    if outbox is not None:
+        decision.delivered = [e for e, s in outbox.items() if s in UNSENT and e in on_topic]
+        decision.new = [e for e in decision.send if e not in outbox]
+        decision.lost = [e for e in decision.send if outbox.get(e) == "PUBLISHED"]
     return decision
-
-
-def _lock_rows(conn: sa.Connection, ids: list[str]) -> dict[str, str]:
-    """Outbox status of ``ids`` and of every unsent row of the topic, locked until the caller's commit."""
-    locking = conn.dialect.name != "sqlite"
-    found: dict[str, str] = {}
-    queries = [
-        sa.select(outbox_event.c.event_id, outbox_event.c.status).where(
-            outbox_event.c.topic == TOPIC_PAYMENT_COMPLETED, outbox_event.c.status.in_(_UNSENT)
-        )
-    ]
-    queries += [
-        sa.select(outbox_event.c.event_id, outbox_event.c.status).where(outbox_event.c.event_id.in_(chunk))
-        for chunk in _chunks(ids)
-    ]
-    for query in queries:
-        rows = conn.execute(query.with_for_update() if locking else query).all()
-        found.update((event, status) for event, status in rows)
-    return found
-
-
-def _chunks(items: list[str], size: int = 1000) -> list[list[str]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
-
-
-def publish_batch(conn: sa.Connection, producer: Producer, ids: list[str]) -> tuple[list[str], int, str]:
-    """Send those of ``ids`` still unsent and free; (the ids acked, how many failed, the last id tried).
-
-    Outside any transaction of the caller's: the rows are claimed (SENDING, committed) before the send, so
-    neither the service's relay (it takes PENDING rows only) nor anyone else sends them again if this
-    process dies before it records the broker's answer; a rerun then decides them from the topic. Rows
-    another sender holds are not returned, and not sent."""
-    query = (
-        sa.select(
-            outbox_event.c.event_id, outbox_event.c.topic, outbox_event.c.aggregate_id, outbox_event.c.payload
-        )
-        .where(outbox_event.c.event_id.in_(ids), outbox_event.c.status.in_(_UNSENT))
-        .order_by(outbox_event.c.created_at, outbox_event.c.event_id)
-    )
-    if conn.dialect.name != "sqlite":
-        query = query.with_for_update(skip_locked=True)
-    with conn.begin():
-        rows = conn.execute(query).all()
-        if rows:
-            conn.execute(
-                outbox_event.update()
-                .where(outbox_event.c.event_id.in_([r.event_id for r in rows]))
-                .values(status="SENDING", published_at=database_now(conn))  # when claimed, until sent
-            )
-    if not rows:
-        return [], 0, ""
-    messages = [
-        Outgoing(
-            r.topic,
-            r.aggregate_id,
-            r.payload.encode(),
-            {"event_id": r.event_id, "republished_by": "concertops"},
-        )
-        for r in rows
-    ]
-    producer.send(messages)
-    acked = [r.event_id for r, m in zip(rows, messages, strict=True) if m.acked]
-    failed = [(r.event_id, m.error) for r, m in zip(rows, messages, strict=True) if not m.acked]
-    with conn.begin():
-        if acked:
-            conn.execute(
-                outbox_event.update()
-                .where(outbox_event.c.event_id.in_(acked), outbox_event.c.status == "SENDING")
-                .values(status="PUBLISHED", published_at=database_now(conn))
-            )
-        for event, error in failed:  # not acknowledged: maybe on the topic, maybe not; PENDING for a rerun
-            conn.execute(
-                outbox_event.update()
-                .where(outbox_event.c.event_id == event)
-                .values(
-                    status="PENDING", attempts=outbox_event.c.attempts + 1, last_error=(error or "")[:500]
-                )
-            )
-    return acked, len(failed), rows[-1].event_id
-
-
-def _unsent(conn: sa.Connection, ids: list[str]) -> list[str]:
-    """Those of ``ids`` whose rows are not PUBLISHED yet (another sender may hold them), in order."""
-    left: set[str] = set()
-    for chunk in _chunks(ids):
-        left.update(
-            conn.execute(
-                sa.select(outbox_event.c.event_id).where(
-                    outbox_event.c.event_id.in_(chunk), outbox_event.c.status.in_(_UNSENT)
-                )
-            ).scalars()
-        )
-    return [e for e in ids if e in left]
 
 
 @dataclass
 class RepublishPayments:
     step: Step
     span: Window | None = None
+    decision: Decision | None = None
+    # Batches straight to the topic, as the audit and an interrupt report them (through an outbox, the
+    # outbox rows say what was sent).
+    progress: Progress | None = None
 
-    def _limits(self) -> tuple[int, int, float]:
-        config: catalogue.RepublishPaymentsParams = self.step.config
-        return config.max_events, config.batch, float(config.max_rate)
+    @property
+    def limits(self) -> catalogue.RepublishPaymentsParams:
+        return self.step.config
 
-    def _decide(self, ctx: Context, keep: bool) -> Decision:
-        limit, _batch, _rate = self._limits()
+    def prepare(self, ctx: Context) -> str:
+        outbox = capabilities.of(ctx.shape).outbox
+        self.progress = None if outbox else Progress("events published")
+        self.span = window(ctx, self.step, timedelta(0) if outbox else SETTLE)
+        if outbox:
+            return self._prepare_outbox(ctx)
+        return self._prepare_direct(ctx)
+
+    def run(self, ctx: Context) -> Outcome:
         assert self.span is not None
+        if capabilities.of(ctx.shape).outbox:
+            return self._run_outbox(ctx)
+        return self._run_direct(ctx)
+
+    # -- through the outbox ------------------------------------------------------------------------------
+    def _relay(self, ctx: Context) -> Outbox:
+        topic = topic_of(ctx.shape)
+        return Outbox(ctx.shape, topic)
+
+    def _decide_outbox(self, ctx: Context, keep: bool) -> tuple[Decision, Any]:
+        """Gather, decide and apply in one transaction (rolled back unless ``keep``); the topic's read."""
+        assert self.span is not None
+        relay = self._relay(ctx)
         with ctx.engine.connect() as conn:
             tx = conn.begin()
             try:
-                decision = decide(conn, self.span, limit, lambda since: read_payments_topic(ctx, since))
+                found = relay.candidates(conn, self.span.since, self.span.until)
+                if len(found) > self.limits.max_events:
+                    raise UsageError(
+                        f"{len(found)} payment events to re-publish, over --max-events "
+                        f"{self.limits.max_events}",
+                        "raise --max-events, or narrow --since/--until",
+                    )
+                status = relay.lock_rows(conn, [event for event, _key, _payload in found])
+                read = self._read(ctx, relay.topic)  # read with the rows locked: no sender is mid-way now
+                decision = decide([e for e, _k, _p in found], read.ids, self.limits.max_events, status)
+                new = set(decision.new)
+                relay.apply(conn, decision.delivered, [f for f in found if f[0] in new], decision.lost)
             except BaseException:
                 tx.rollback()
                 raise
@@ -316,50 +197,74 @@ class RepublishPayments:
                 tx.commit()
             else:
                 tx.rollback()
-        return decision
+        return decision, read
 
-    def prepare(self, ctx: Context) -> str:
-        _limit, _batch, rate = self._limits()  # ranges were checked by the step's model
-        self.span = window(ctx, self.step)
+    def _read(self, ctx: Context, topic: str) -> Any:
+        from concertops.sources.topic_read import read_topic
+
+        assert self.span is not None
+        if not ctx.profile.kafka_bootstrap_servers:
+            raise SourceUnreachable("no Kafka configured", "set kafka_bootstrap_servers in the profile")
+        found = read_topic(
+            ctx.profile.kafka_bootstrap_servers,
+            topic,
+            self.span.since - READ_MARGIN,
+            max_messages=READ_MAX_MESSAGES,
+            max_seconds=READ_MAX_SECONDS,
+        )
+        if not found.complete:
+            raise SourceUnreachable(
+                f"{topic} could not be read to its end within {found.bound} ({found.messages} messages read)",
+                "narrow --since/--until",
+            )
+        return found
+
+    def _prepare_outbox(self, ctx: Context) -> str:
+        assert self.span is not None
         span = f"{self.span.since:%H:%M:%S} to {self.span.until:%H:%M:%S} UTC ({self.span.origin})"
         try:
-            found = self._decide(ctx, keep=False)  # decided for real, then rolled back
+            found, read = self._decide_outbox(ctx, keep=False)  # decided for real, then rolled back
         except SourceUnreachable as exc:
             return f"payments {span}: cannot tell which events are missing: {exc}"
+        self.decision = found
         return (
-            f"payments {span}: {found.unnotified} without a notification, {found.on_topic} of them "
-            f"already on {TOPIC_PAYMENT_COMPLETED} ({found.read} message(s) of {found.partitions} "
-            f"partition(s) read); publish the {len(found.send)} missing at most {rate:g}/s"
+            f"payments {span}: {found.candidates} without a notification, {found.on_topic} of them "
+            f"already on {read.topic} ({read.messages} message(s) of {read.partitions} "
+            f"partition(s) read); publish the {len(found.send)} missing at most {self.limits.max_rate:g}/s"
         )
 
-    def run(self, ctx: Context) -> Outcome:
-        _limit, batch, rate = self._limits()
-        assert self.span is not None
+    def _run_outbox(self, ctx: Context) -> Outcome:
+        batch, rate = self.limits.batch, float(self.limits.max_rate)
         try:
-            found = self._decide(ctx, keep=not ctx.dry_run)
+            found, _read = self._decide_outbox(ctx, keep=not ctx.dry_run)
         except SourceUnreachable as exc:
             return Outcome("failed", 0, f"nothing published: cannot tell which events are missing ({exc})")
+        relay = self._relay(ctx)
         summary = (
-            f"{found.unnotified} payment(s) without a notification; {found.on_topic} already on the topic"
-            + (f" ({found.recorded} unsent row(s) found delivered, marked)" if found.recorded else "")
+            f"{found.candidates} payment(s) without a notification; {found.on_topic} already on the topic"
+            + (f" ({len(found.delivered)} unsent row(s) found delivered, marked)" if found.delivered else "")
         )
         if ctx.dry_run:
             ctx.would(
-                f"publish {len(found.send)} {TOPIC_PAYMENT_COMPLETED} event(s), oldest payment first, "
+                f"publish {len(found.send)} {relay.topic} event(s), oldest payment first, "
                 f"keyed by payment, in batches of {batch}, at most {rate:g}/s"
             )
             return Outcome("ok", len(found.send), f"{summary}; would publish {len(found.send)} (rolled back)")
         if not found.send:
-            return Outcome("ok", 0, f"{summary}; nothing to publish", changed=found.recorded > 0)
+            return Outcome("ok", 0, f"{summary}; nothing to publish", changed=bool(found.delivered))
         try:
             producer = Producer(ctx.profile.kafka_bootstrap_servers)
-            producer.check((TOPIC_PAYMENT_COMPLETED,))
+            producer.check((relay.topic,))
         except ConcertopsError as exc:
             # Queued rows wait in the outbox: the service's relay sends them when the broker is back.
             return Outcome(
                 "failed", 0, f"{summary}; {len(found.send)} queued, not published: {exc}", changed=True
             )
-        sent, failed, last = self._publish(ctx, producer, found.send, batch, rate)
+        bar = ctx.progress("re-publish", len(found.send))
+        try:
+            sent, failed, last = relay.publish(ctx, producer, found.send, batch, rate, bar.advance)
+        finally:
+            bar.close()
         detail = f"{summary}; published {sent} of {len(found.send)}"
         if failed:
             return Outcome(
@@ -367,66 +272,164 @@ class RepublishPayments:
                 sent,
                 f"{detail}; {failed} not acknowledged, left PENDING after {last or 'the start'}: rerun",
             )
-        return self._read_back(ctx, found.send, sent, detail)
-
-    def _read_back(self, ctx: Context, sent_ids: list[str], sent: int, detail: str) -> Outcome:
-        """Step 3: the topic holds every event the run was to publish; a copy too many is reported."""
-        assert self.span is not None
         try:
-            on_topic = read_payments_topic(ctx, self.span.since - READ_MARGIN).ids
+            on_topic = self._read(ctx, relay.topic).ids
         except SourceUnreachable as exc:
             return Outcome("failed", sent, f"{detail}; not read back: {exc}", changed=True)
-        absent = [e for e in sent_ids if e not in on_topic]
-        doubled = sum(on_topic[e] - 1 for e in sent_ids if on_topic.get(e, 0) > 1)
-        present = len(sent_ids) - len(absent)
-        checked = f"read back: {present} of {len(sent_ids)} on the topic, {doubled} duplicate(s)"
-        if absent:
-            return Outcome("failed", sent, f"{detail}; {checked}: rerun", changed=True)
-        return Outcome("ok", sent, f"{detail}; {checked}", changed=True)
+        return read_back(found.send, on_topic, sent, detail)
 
-    def _publish(
-        self, ctx: Context, producer: Producer, ids: list[str], batch: int, rate: float
-    ) -> tuple[int, int, str]:
-        """Send ``ids`` in order; rows another sender holds (the service's relay) are left to it and waited
-        for, at most ``IDLE_WAIT_S`` without progress."""
-        bar = ctx.progress("re-publish", len(ids))
-        sent, started, last = 0, time.monotonic(), ""
-        idle_since: float | None = None
-        todo = list(ids)
+    # -- straight to the topic, in the service's envelope ---------------------------------------------------
+    def _reconcile(self, ctx: Context) -> Reconciliation:
+        assert self.span is not None
+        bootstrap = ctx.profile.kafka_bootstrap_servers
+        if not bootstrap:
+            raise SourceUnreachable("re-publishing needs the broker", "set kafka_bootstrap_servers")
+        with ctx.engine.connect() as conn:
+            found = reconcile(conn, ctx.shape, bootstrap, self.span.since, self.span.until, READ_MAX_SECONDS)
+        assert found.read is not None
+        if not found.complete:
+            raise SourceUnreachable(
+                f"the read of {found.read.topic} stopped at {found.read.bound}: nothing is decided",
+                "narrow the window with --since/--until",
+            )
+        return found
+
+    def _decide_direct(self, ctx: Context) -> tuple[Decision, Reconciliation, dict[str, dict[str, Any]]]:
+        found = self._reconcile(ctx)
+        assert found.read is not None
+        rows = {str(r["key"]): r for r in found.missing}
         try:
-            with ctx.engine.connect() as conn:
-                while todo:
-                    ctx.ensure_locked()
-                    chunk, todo = todo[:batch], todo[batch:]
-                    acked, failed, last_id = publish_batch(conn, producer, chunk)
-                    sent += len(acked)
-                    last = last_id or last
-                    bar.advance(len(acked))
-                    if failed:
-                        return sent, failed, last
-                    done = set(acked)
-                    held = [e for e in chunk if e not in done]
-                    if held:
-                        with conn.begin():  # in a transaction of its own: the next batch begins clean
-                            held = _unsent(conn, held)
-                    if held:
-                        todo.extend(held)  # another sender has them; tried again after the rest
-                    if not acked:
-                        idle_since = idle_since or time.monotonic()
-                        if time.monotonic() - idle_since > IDLE_WAIT_S:
-                            ctx.note(f"{len(todo)} event(s) still held by another sender; left to it")
-                            break
-                        time.sleep(0.2)
-                        continue
-                    idle_since = None
-                    ahead = sent / rate - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead)  # the rate limit
-        except LockLost:
-            raise
-        except Exception as exc:  # the database or the broker went away: what was acked is marked
-            ctx.note(f"re-publish stopped: {error_line(exc)}")
-            return sent, 1, last
+            decision = decide(list(rows), {}, self.limits.max_events)
+        except UsageError:
+            assert self.span is not None
+            raise UsageError(
+                f"{self.step.id}: {len(rows)} payments of {self.span.text()} are missing from the topic, "
+                f"more than --max-events {self.limits.max_events}",
+                "raise --max-events, or narrow --since/--until",
+            ) from None
+        decision.candidates, decision.on_topic = found.payments, found.payments - len(rows)
+        return decision, found, rows
+
+    def _create_command(self, ctx: Context) -> str:
+        topic, partitions = topic_of(ctx.shape), ctx.shape.kafka.partitions_of("payment_completed")
+        return (
+            f"kafka-topics.sh --bootstrap-server {ctx.profile.kafka_bootstrap_servers} --create "
+            f"--topic {topic} --partitions {partitions} --replication-factor 1"
+        )
+
+    def _prepare_direct(self, ctx: Context) -> str:
+        assert self.span is not None
+        decision, found, _rows = self._decide_direct(ctx)
+        self.decision = decision
+        span = self.span.text()
+        missing = len(decision.send)
+        if not missing:
+            return f"every one of {found.payments} SUCCESS payment(s) of {span} is on the topic"
+        contradicted = found.zone is not None and found.zone.contradicted
+        zone = f" (their times read at {found.zone.implied})" if found.zone and contradicted else ""
+        assert found.read is not None
+        if found.read.absent:
+            partitions = ctx.shape.kafka.partitions_of("payment_completed")
+            first = (
+                f"create {found.read.topic} ({partitions} partition(s), the map's kafka.partitions), then"
+                if self.limits.create_topic
+                else f"{found.read.topic} does not exist on the broker: rerun with --create-topic, or create "
+                f"it yourself ({self._create_command(ctx)}); then"
+            )
+            return f"{first} publish all {missing} SUCCESS payment(s) of {span}{zone}, oldest first"
+        return (
+            f"publish {missing} of {found.payments} payment(s) of {span}{zone} missing from "
+            f"{topic_of(ctx.shape)}, in the service's envelope, keyed by userId, oldest first"
+        )
+
+    def _run_direct(self, ctx: Context) -> Outcome:
+        # Decided again, now: what a run since prepare() sent is not sent twice.
+        decision, found, rows = self._decide_direct(ctx)
+        todo = [rows[key] for key in decision.send]
+        topic = topic_of(ctx.shape)
+        if not todo:
+            return Outcome("ok", 0, f"nothing to publish: every payment of the window is on {topic}")
+        assert found.read is not None
+        absent = found.read.absent
+        if absent and not self.limits.create_topic:
+            return Outcome(
+                "failed",
+                0,
+                f"{topic} does not exist on the broker: nothing published; rerun with --create-topic, or "
+                f"create it ({self._create_command(ctx)})",
+            )
+        partitions = ctx.shape.kafka.partitions_of("payment_completed")
+        if ctx.dry_run:
+            if absent:
+                ctx.would(f"create {topic} ({partitions} partition(s))")
+            for row in todo[:20]:
+                ctx.would(f"publish {topic} key={row['user']} paymentId={row['key']}")
+            return Outcome("ok", len(todo), f"would publish {len(todo)} event(s) to {topic}")
+        producer = Producer(ctx.profile.kafka_bootstrap_servers)
+        if absent:
+            producer.create_topic(topic, partitions)
+        producer.check((topic,))
+        sent = self._send(ctx, producer, topic, todo)
+        after = self._reconcile(ctx)
+        assert after.read is not None
+        still = {str(r["key"]) for r in after.missing} & sent
+        twice = sum(1 for key in sent if after.read.ids.get(key, 0) > 1)
+        if still:
+            return Outcome(
+                "failed", len(sent), f"published {len(sent)}, but {len(still)} are not on {topic} read back"
+            )
+        if twice:
+            return Outcome("failed", len(sent), f"published {len(sent)}; {twice} are on {topic} twice")
+        created = f"created {topic}; " if absent else ""
+        return Outcome(
+            "ok",
+            len(sent),
+            f"{created}published {len(sent)} event(s) to {topic}; read back: each once, none missing",
+            changed=True,
+        )
+
+    def _send(self, ctx: Context, producer: Producer, topic: str, todo: list[dict[str, Any]]) -> set[str]:
+        """Each payment's event in the service's envelope, keyed by userId as the service keys them (one
+        partition, so one order, per user); each batch acknowledged before the next, rate-limited."""
+        progress = self.progress or Progress("events published")
+        bar = ctx.progress("re-publish", len(todo))
+        sent: set[str] = set()
+        started = time.monotonic()
+        try:
+            for first in range(0, len(todo), self.limits.batch):
+                ctx.ensure_locked()
+                rows = todo[first : first + self.limits.batch]
+                at = datetime.now().astimezone()
+                batch = [
+                    Outgoing(topic, str(r["user"]), step10_payment_completed(topic, r, at)) for r in rows
+                ]
+                progress.in_flight = True
+                producer.send(batch)
+                acked = [r for r, m in zip(rows, batch, strict=True) if m.acked]
+                sent.update(str(r["key"]) for r in acked)
+                progress.in_flight = False
+                if acked:
+                    progress.committed(len(acked))
+                    keys = {"first_payment": str(acked[0]["key"]), "last_payment": str(acked[-1]["key"])}
+                    ctx.batch_committed(self.step.id, progress.batches, len(acked), keys)
+                bar.advance(len(acked))
+                failed = next((m.error for m in batch if not m.acked), None)
+                if failed:
+                    raise SourceUnreachable(f"the broker did not acknowledge an event: {failed}")
+                ahead = (len(sent) / self.limits.max_rate) - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)  # the rate limit
         finally:
             bar.close()
-        return sent, 0, last
+        return sent
+
+
+def read_back(sent_ids: list[str], on_topic: Mapping[str, int], sent: int, detail: str) -> Outcome:
+    """The topic holds every event the run was to publish; a copy too many is reported (pure)."""
+    absent = [e for e in sent_ids if e not in on_topic]
+    doubled = sum(on_topic[e] - 1 for e in sent_ids if on_topic.get(e, 0) > 1)
+    present = len(sent_ids) - len(absent)
+    checked = f"read back: {present} of {len(sent_ids)} on the topic, {doubled} duplicate(s)"
+    if absent:
+        return Outcome("failed", sent, f"{detail}; {checked}: rerun", changed=True)
+    return Outcome("ok", sent, f"{detail}; {checked}", changed=True)

@@ -504,9 +504,7 @@ def test_republish_waits_for_rows_another_sender_holds(booking: Backend) -> None
     from concertops.contract.names import TOPIC_PAYMENT_COMPLETED
     from concertops.contract.schema import outbox_event
     from concertops.engine.action_api import Context
-    from concertops.engine.republish import RepublishPayments
-    from concertops.model.findings import Step
-    from concertops.runbooks import catalogue
+    from concertops.engine.outbox_relay import Outbox
     from concertops.sources.producer import Producer
 
     event = f"gameday-race-{time.time_ns()}"
@@ -524,9 +522,8 @@ def test_republish_waits_for_rows_another_sender_holds(booking: Backend) -> None
         name="tests", kafka_bootstrap_servers=BOOTSTRAP, database_url=str(booking.profile.database_url)
     )
     ctx = Context(profile, booking.engine, dry_run=False, operator="t", reason="t")
-    config = catalogue.RepublishPaymentsParams(window="last_hour", max_events=1000, batch=100, max_rate=500)
-    action = RepublishPayments(Step("republish-missed", "t", "republish_payments", config))
-    _, failed, _ = action._publish(ctx, Producer(BOOTSTRAP), [event], 10, 100.0)
+    relay = Outbox(ctx.shape, TOPIC_PAYMENT_COMPLETED)
+    _, failed, _ = relay.publish(ctx, Producer(BOOTSTRAP), [event], 10, 100.0, lambda _sent: None)
     release.join()
     holder.close()
     assert failed == 0

@@ -90,3 +90,30 @@ def test_double_payments_are_listed_never_refunded() -> None:
     assert list_double_payments.decide([]) == (0, "no reservation paid twice")
     listed, detail = list_double_payments.decide([(7, "70,71")])
     assert listed == 1 and detail.endswith("refund by hand: 7: 70,71")
+
+
+def test_republish_sends_only_what_the_topic_lacks_and_marks_what_it_holds() -> None:
+    from concertops.engine import republish
+
+    outbox = {"e1": "PENDING", "e2": "PUBLISHED", "e3": "SENDING", "e9": "FAILED"}
+    decision = republish.decide(["e1", "e2", "e3", "e4"], {"e3": 1, "e9": 1}, limit=10, outbox=outbox)
+    assert decision.send == ["e1", "e2", "e4"] and decision.on_topic == 1
+    assert decision.delivered == ["e3", "e9"]  # unsent rows whose event the topic holds: marked sent
+    assert decision.new == ["e4"] and decision.lost == ["e2"]  # queued: written, or PENDING again
+
+
+def test_republish_without_an_outbox_only_sends_and_keeps_its_limit() -> None:
+    from concertops.engine import republish
+
+    decision = republish.decide(["p1", "p2"], {"p2": 2}, limit=5)
+    assert (decision.send, decision.delivered, decision.new) == (["p1"], [], [])
+    with pytest.raises(UsageError, match="more than --max-events 1"):
+        republish.decide(["p1", "p2", "p3"], {}, limit=1)
+
+
+def test_republish_read_back_fails_on_a_missing_event_and_counts_copies() -> None:
+    from concertops.engine.republish import read_back
+
+    fine = read_back(["a", "b"], {"a": 1, "b": 2}, 2, "published 2")
+    assert fine.result == "ok" and "2 of 2 on the topic, 1 duplicate(s)" in fine.detail
+    assert read_back(["a", "b"], {"a": 1}, 2, "published 2").result == "failed"
