@@ -60,11 +60,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--bootstrap", default="127.0.0.1:19092", help="a broker (the devstack's by default)")
+    parser.add_argument(
+        "--env-json", type=Path, help="trace on the service this environment names (seeded by the caller)"
+    )
     args = parser.parse_args()
+    # The tests' helpers, on the stores the environment names (a test worker's own devstack included).
     sys.path.insert(0, str(ROOT / "tests"))
-    import workers
-
-    workers.configure()
     import redis
     from prod_shape import (
         create_database,
@@ -74,6 +75,10 @@ def main() -> None:
         seed_holds,
     )
 
+    if args.env_json is not None:
+        files, threaded, code = trace(["b2", "--apply", "--yes"], json.loads(args.env_json.read_text()))
+        _report(files, threaded, code, args.json, "the service of --env-json")
+        return
     bootstrap = args.bootstrap
     database, url = create_database()
     try:
@@ -91,8 +96,12 @@ def main() -> None:
             files, threaded, code = trace(["b2", "--apply", "--yes"], env)
     finally:
         drop_database(database)
+    _report(files, threaded, code, args.json, "the production shape")
+
+
+def _report(files: list[str], threaded: set[str], code: int, as_json: bool, where: str) -> None:
     lines = {f: sum(1 for _ in (PACKAGE / f).open()) for f in files}
-    if args.json:
+    if as_json:
         summary = {
             "exit_code": code,
             "files": lines,
@@ -104,7 +113,7 @@ def main() -> None:
     for n, (f, count) in enumerate(lines.items(), 1):
         print(f"{n:3d}. {f} ({count})")
     total = sum(lines.values())
-    print(f"b2 --apply --yes on the production shape: exit {code}, {len(files)} files, {total} lines")
+    print(f"b2 --apply --yes on {where}: exit {code}, {len(files)} files, {total} lines")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import typer
 
 from concertops.cli.check import FORMAT_OPTION, OUTPUT_OPTION, TIMEOUT_OPTION, Format, run_report
 from concertops.cli.state import OPTIONS, remaining
-from concertops.model.errors import UsageError
+from concertops.model.errors import ConcertopsError, UsageError
 from concertops.model.page import Page, StepSpec
 from concertops.model.params import Knob, bounds_text, knobs, value_types
 from concertops.runbooks.catalogue import SetSettingParams
@@ -192,6 +192,10 @@ def _run(
     ui = apply_view.TerminalUi(quiet=fmt is Format.json)
     try:
         result = remediate(OPTIONS.load_profile(), get(runbook_id), options, ui)
+    except ConcertopsError as refused:
+        if fmt is Format.json:  # a pipeline reading the JSON gets a document saying why, as for any refusal
+            _refusal_json(runbook_id, dry_run, refused)
+        raise
     finally:
         ui.stop()
     apply_view.summary(result, ui)
@@ -202,3 +206,25 @@ def _run(
 
         console.out().file.write(json.dumps(result.as_json(), indent=2, default=str) + "\n")
     raise typer.Exit(result.exit_code)
+
+
+def _refusal_json(runbook_id: str, dry_run: bool, refused: ConcertopsError) -> None:
+    """The apply's JSON when it stopped before a plan (a map the live service contradicts, a lock held):
+    the same keys, no steps."""
+    import json
+
+    from concertops.cli import console
+    from concertops.redact import redact_text
+
+    document = {
+        "runbook": runbook_id,
+        "dry_run": dry_run,
+        "run_id": "",
+        "exit_code": refused.exit_code,
+        "message": "refused, nothing is applied: " + redact_text(refused.one_line()),
+        "before": None,
+        "steps": [],
+        "applied": {},
+        "after": None,
+    }
+    console.out().file.write(json.dumps(document, indent=2) + "\n")

@@ -25,6 +25,7 @@ TABLES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]] = {
             "status": ("status",),
             "expires_at": ("expiresat", "heldexpiresat", "expireat"),
             "seat": ("seatid",),
+            "schedule": ("scheduleid",),
             "user": ("userid",),
             "created_at": ("createdat",),
             "updated_at": ("updatedat",),
@@ -62,7 +63,13 @@ TABLES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, ...]]]] = {
     ),
     "queue_token": (
         ("queuetoken", "queuetokens"),
-        {"status": ("status",), "user": ("userid",), "created_at": ("createdat",)},
+        {
+            "status": ("status",),
+            "user": ("userid",),
+            "created_at": ("createdat",),
+            "activated_at": ("activatedat",),
+            "expires_at": ("expiresat",),
+        },
     ),
 }
 _SETTINGS_TABLES = ("runtimesetting", "runtimesettings", "settings", "setting")

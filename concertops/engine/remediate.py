@@ -244,12 +244,16 @@ def _map_holds(shape: Any, profile: Profile, runbook: Runbook, timeout_s: float)
     steps write, stops the run before anything is probed: its steps would fail half-way, after the
     hand-offs before them ran. A missing consumer group does not stop it: groups are only read (their
     lag, in the report), and one that vanished may be the incident itself."""
+    import sqlalchemy as sa
+
     from concertops.model.errors import ConfigError
     from concertops.sources.map_check import database_gaps, redis_gaps
 
     missing: list[str] = []
     if profile.database_url:
-        missing += database_gaps(profile.database_url, shape, timeout_s)[0]
+        # The database not answering: the check that follows says so, and refuses.
+        with contextlib.suppress(sa.exc.OperationalError):
+            missing += database_gaps(profile.database_url, shape, timeout_s)[0]
     writes_queue = any(
         isinstance(s.config, catalogue.ActivateWaitingParams) for s in runbook.page.remediation
     )

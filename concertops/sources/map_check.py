@@ -24,7 +24,6 @@ TIMEOUT_S = 3.0
 
 def database_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[list[str], list[str]]:
     """(what is missing, what was found) of the map's tables, columns and key types."""
-    import sqlalchemy as sa
 
     from concertops.sources.database import open_engine
 
@@ -33,18 +32,12 @@ def database_gaps(url: str, shape: ServiceMap, timeout_s: float = 0.0) -> tuple[
     missing: list[str] = []
     try:
         with engine.connect() as conn:
-            columns: dict[str, dict[str, str]] = {}
             enums: dict[tuple[str, str], list[str]] = {}
-            for table, column, kind, full in conn.execute(
-                sa.text(
-                    "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS"
-                    " WHERE TABLE_SCHEMA = DATABASE()"
-                )
-            ):
-                columns.setdefault(str(table), {})[str(column)] = str(kind).lower()
-                if str(full).lower().startswith("enum("):
-                    enums[(str(table), str(column))] = [v.strip("'") for v in str(full)[5:-1].split(",")]
-            unique = unique_columns(conn)
+            if conn.dialect.name == "sqlite":  # the embedded default: no information_schema
+                columns, unique = _sqlite_columns(conn)
+            else:
+                columns, enums = _mysql_columns(conn)
+                unique = unique_columns(conn)
     finally:
         engine.dispose()
     for logical, table in shape.tables.items():
@@ -93,6 +86,41 @@ def status_gaps(shape: ServiceMap, enums: dict[tuple[str, str], list[str]]) -> l
                     f"status {status} is not one of {table.table}.{column} ({', '.join(values)}) ({field})"
                 )
     return gaps
+
+
+def _mysql_columns(conn: Any) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], list[str]]]:
+    """Each table's columns with their types, and the values of each enum column."""
+    import sqlalchemy as sa
+
+    columns: dict[str, dict[str, str]] = {}
+    enums: dict[tuple[str, str], list[str]] = {}
+    for table, column, kind, full in conn.execute(
+        sa.text(
+            "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE"
+            " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+        )
+    ):
+        columns.setdefault(str(table), {})[str(column)] = str(kind).lower()
+        if str(full).lower().startswith("enum("):
+            enums[(str(table), str(column))] = [v.strip("'") for v in str(full)[5:-1].split(",")]
+    return columns, enums
+
+
+def _sqlite_columns(conn: Any) -> tuple[dict[str, dict[str, str]], set[tuple[str, str]]]:
+    """SQLite's tables, columns (types in MySQL's words for the key check) and one-column unique keys."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(conn)
+    columns: dict[str, dict[str, str]] = {}
+    unique: set[tuple[str, str]] = set()
+    for table in inspector.get_table_names():
+        for column in inspector.get_columns(table):
+            kind = str(column["type"]).lower().split("(")[0]
+            columns.setdefault(table, {})[column["name"]] = {"integer": "int"}.get(kind, kind)
+        keys = [c["column_names"] for c in inspector.get_unique_constraints(table)]
+        keys += [i["column_names"] for i in inspector.get_indexes(table) if i.get("unique")]
+        unique.update((table, str(k[0])) for k in keys if len(k) == 1)
+    return columns, unique
 
 
 def unique_columns(conn: Any) -> set[tuple[str, str]]:

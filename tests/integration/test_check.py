@@ -49,7 +49,7 @@ def test_b2_overdue_holds_found_with_their_rows(cli: CliRunner, booking: Backend
     assert overdue["source"] == "sql" and "held_expires_at" in overdue["query"]
     assert overdue["rows"][0][0] == reservation  # the manual's columns, oldest first
     plan = next(r for r in faulty["runbooks"] if r["id"] == "B-2")["plan"]
-    assert plan[0]["id"] == "force-expire" and plan[0]["limits"]["batch"] == 500
+    assert plan[0]["id"] == "force-expire" and plan[0]["limits"]["batch"] == 5000
     expected_mode = "prometheus" if mode == "prometheus" else "degraded: direct scrape"
     assert faulty["mode"].startswith(expected_mode)
     booking.release_holds()
