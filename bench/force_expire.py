@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pymysql
 import sqlalchemy as sa
+from batch_stats import batch_stats
 
 from concertops.booking.db import make_engine
 from concertops.booking.schema_admin import migrate
@@ -188,17 +189,7 @@ def main() -> None:
         "rows": args.rows,
         "batch": args.batch,
         "batch_ms": args.batch_ms,
-        "batches": len(action.batches),
-        "batch_sizes_min_median_max": [
-            min(n for n, _s in action.batches),
-            int(statistics.median(n for n, _s in action.batches)),
-            max(n for n, _s in action.batches),
-        ],
-        "batch_ms_median_p99": [
-            round(statistics.median(s for _n, s in action.batches) * 1000, 1),
-            round(statistics.quantiles([s for _n, s in action.batches], n=100)[98] * 1000, 1),
-        ],
-        "batches_over_100ms": [(i, n, round(s * 1000)) for i, (n, s) in enumerate(action.batches) if s > 0.1],
+        **batch_stats(action.batches),
         "manual_single_update_s": round(manual_s, 2),
         "complete_single_update_s": round(complete_s, 2),
         "p95_during_complete_ms": round(complete_p95, 1),

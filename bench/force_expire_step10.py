@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pymysql
 import sqlalchemy as sa
+from batch_stats import batch_stats
 
 from concertops.config import Profile
 from concertops.contract import service_map
@@ -214,17 +215,7 @@ def main() -> None:
         "rows": args.rows,
         "batch": args.batch,
         "batch_ms": args.batch_ms,
-        "batches": len(action.batches),
-        "batch_sizes_min_median_max": [
-            min(n for n, _s in action.batches),
-            int(statistics.median(n for n, _s in action.batches)),
-            max(n for n, _s in action.batches),
-        ],
-        "batch_ms_median_p99": [
-            round(statistics.median(s for _n, s in action.batches) * 1000, 1),
-            round(statistics.quantiles([s for _n, s in action.batches], n=100)[98] * 1000, 1),
-        ],
-        "batches_over_100ms": [(i, n, round(s * 1000)) for i, (n, s) in enumerate(action.batches) if s > 0.1],
+        **batch_stats(action.batches),
         "seed_s": round(seeded_s, 1),
         "manual_single_update_s": round(manual_s, 2),
         "batches_total_s": round(action.elapsed_s, 2),
