@@ -35,6 +35,10 @@ class Named:
     def name(self, logical: str) -> str:
         return self.names[logical]
 
+    def row(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A row in logical names, under the service's column names."""
+        return {self.names.get(k, k): v for k, v in values.items()}
+
 
 def named(shape: ServiceMap, logical: str, *wanted: str, step: str = "") -> Named:
     """The map's ``tables.<logical>`` with its key and the ``wanted`` columns (more where the map has
@@ -48,3 +52,13 @@ def named(shape: ServiceMap, logical: str, *wanted: str, step: str = "") -> Name
             f"add it to the map ({shape.source or 'its file'})",
         )
     return Named.of(table.table, {"key": table.key, **table.columns})
+
+
+def flat_outbox(shape: ServiceMap) -> Named:
+    """The map's outbox in the flat contract's columns (``concertops.contract.events.outbox_row``): its
+    table and key from the map, the rest as the contract writes them."""
+    outbox = shape.tables["outbox"]
+    columns = ("topic", "aggregate_id", "payload", "status", "attempts", "last_error", "created_at")
+    return Named.of(
+        outbox.table, {"event_id": outbox.key, **{c: c for c in columns}, "published_at": "published_at"}
+    )

@@ -129,7 +129,8 @@ class ActivateWaiting:
 class _SqlQueue:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        table = ctx.shape.queue.table or "queue_token"
+        table = ctx.shape.queue.table  # the map's validation requires it with store sql
+        assert table is not None
         self.tokens: Named = named(
             ctx.shape, table, "status", "created_at", "activated_at", "expires_at", step="activate-now"
         )

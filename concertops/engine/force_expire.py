@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from concertops.contract import capabilities, events
-from concertops.contract.mapped_sql import Named, named
+from concertops.contract.mapped_sql import flat_outbox, named
 from concertops.contract.service_map import ServiceMap
 from concertops.engine.action_api import Context, Outcome, Progress
 from concertops.engine.interrupts import deferred
@@ -109,7 +109,7 @@ class Walk:
         self.schedule_col = holds["schedule"] if "schedule" in holds.names else None
         self.seats = named(shape, "seat", "status", "reservation") if can.seat_status else None
         self.schedules = named(shape, "schedule", "sold_out") if can.sold_out_mark else None
-        self.outbox = _outbox_table(shape) if can.outbox and shape.topic("expiration") else None
+        self.outbox = flat_outbox(shape) if can.outbox and shape.topic("expiration") else None
         self.expiry_topic = shape.topic("expiration") or ""
         self.extras = tuple(
             what
@@ -182,7 +182,8 @@ class Walk:
             self._free_seats(conn, [r[2] for r in held], keys, schedules)
         if self.outbox is not None:
             rows = [
-                events.outbox_row(self.expiry_topic, r[0], events.expiration(r[0], r[1]), at) for r in held
+                self.outbox.row(events.outbox_row(self.expiry_topic, r[0], events.expiration(r[0], r[1]), at))
+                for r in held
             ]
             conn.execute(
                 self.outbox.table.insert()
@@ -217,17 +218,9 @@ class Walk:
             )
 
 
-def _outbox_table(shape: ServiceMap) -> Named:
-    """The outbox in the flat contract's columns (``events.outbox_row``), its table and key from the map."""
-    outbox = shape.tables["outbox"]
-    columns = ("topic", "aggregate_id", "payload", "status", "attempts", "created_at")
-    return Named.of(outbox.table, {"event_id": outbox.key, **{c: c for c in columns}})
-
-
 @dataclass
 class ForceExpire:
     step: Step
-    targets: Targets | None = None
     decision: Decision | None = None
     longest_s: float = 0.0  # the longest batch transaction of the last run (BENCHMARKS.md reads it)
     elapsed_s: float = 0.0
@@ -255,8 +248,7 @@ class ForceExpire:
 
     def prepare(self, ctx: Context) -> str:
         walk = Walk(ctx.shape)
-        self.targets = self.gather(ctx, walk)
-        self.decision = decide(self.targets, self.limits, walk.extras)
+        self.decision = decide(self.gather(ctx, walk), self.limits, walk.extras)
         return self.decision.line
 
     def run(self, ctx: Context) -> Outcome:

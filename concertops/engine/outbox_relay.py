@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from concertops.contract import events
-from concertops.contract.mapped_sql import Named, named
+from concertops.contract.mapped_sql import flat_outbox, named
 from concertops.contract.service_map import ServiceMap
 from concertops.engine.action_api import Context
 from concertops.engine.locking import LockLost
@@ -45,11 +45,7 @@ class Outbox:
             shape, "payment", "reservation", "user", "amount", "created_at", step="republish"
         )
         self.notification = named(shape, "notification", "payment", step="republish")
-        outbox = shape.tables["outbox"]
-        columns = ("topic", "aggregate_id", "payload", "status", "attempts", "last_error", "created_at")
-        self.outbox = Named.of(
-            outbox.table, {"event_id": outbox.key, **{c: c for c in columns}, "published_at": "published_at"}
-        )
+        self.outbox = flat_outbox(shape)
 
     def candidates(
         self, conn: sa.Connection, since: Any, until: Any
@@ -103,7 +99,7 @@ class Outbox:
         at = database_now(conn)
         if new:
             rows = [events.outbox_row(self.topic, key, payload, at) for _event, key, payload in new]
-            conn.execute(o.table.insert(), [_outbox_columns(o, r) for r in rows])
+            conn.execute(o.table.insert(), [o.row(r) for r in rows])
         for chunk in chunks(lost):
             conn.execute(
                 o.table.update()
@@ -230,11 +226,6 @@ class Outbox:
             ctx.note(f"re-publish stopped: {error_line(exc)}")
             return sent, 1, last
         return sent, 0, last
-
-
-def _outbox_columns(outbox: Named, row: dict[str, Any]) -> dict[str, Any]:
-    """An ``events.outbox_row`` under the map's key column."""
-    return {outbox.name(k) if k in outbox.names else k: v for k, v in row.items()}
 
 
 def chunks(items: list[str], size: int = 1000) -> list[list[str]]:

@@ -178,7 +178,10 @@ class RepublishPayments:
         with ctx.engine.connect() as conn:
             tx = conn.begin()
             try:
-                found = relay.candidates(conn, self.span.since, self.span.until)
+                # The payments' times are the service's, in its zone as their rows show it (as re-publishing
+                # straight to the topic reads them, through the reconciliation).
+                offset = _payment_zone(conn, ctx, self.span.until)
+                found = relay.candidates(conn, self.span.since + offset, self.span.until + offset)
                 if len(found) > self.limits.max_events:
                     raise UsageError(
                         f"{len(found)} payment events to re-publish, over --max-events "
@@ -422,6 +425,17 @@ class RepublishPayments:
         finally:
             bar.close()
         return sent
+
+
+def _payment_zone(conn: Any, ctx: Context, at: datetime) -> timedelta:
+    from concertops.sources.clock import ZoneUnreadable, read_zone
+
+    try:
+        return read_zone(conn, ctx.shape, "payment", now=at).offset
+    except ZoneUnreadable as exc:
+        raise SourceUnreachable(
+            f"{exc}: nothing is decided", "fix the map's zone or tables.payment.clock"
+        ) from None
 
 
 def read_back(sent_ids: list[str], on_topic: Mapping[str, int], sent: int, detail: str) -> Outcome:

@@ -25,6 +25,7 @@ from concertops.model.findings import Observation
 from concertops.model.signals import Signal
 from concertops.redact import error_line
 from concertops.sources.clock import ZoneReading, ZoneUnreadable, read_zone
+from concertops.sources.database import database_now
 from concertops.sources.sql import names_missing
 from concertops.sources.topic_read import TopicRead, read_topic
 
@@ -62,11 +63,6 @@ class Statements:
                 f" ORDER BY {p['paid_at']}, p.`{payment.key}`"
             )
         )
-
-
-def database_utc_now(conn: sa.Connection) -> datetime:
-    value = conn.execute(sa.text("SELECT UTC_TIMESTAMP()")).scalar_one()
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
 @dataclass
@@ -143,7 +139,7 @@ class ReconcileSource:
         query = signal.describe_query()
         try:
             with self.engine.connect() as conn:
-                now = database_utc_now(conn)
+                now = database_now(conn)
                 start = now - timedelta(seconds=signal.window_s)
                 end = now - timedelta(seconds=signal.settle_s)
                 found = reconcile(conn, self.shape, self.bootstrap, start, end, self.timeout_s * 0.8)
