@@ -11,6 +11,8 @@ at the deadline (its signals UNKNOWN, "timed out") instead of holding the comman
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -102,14 +104,16 @@ def probe(
                 else:
                     assert scrape is not None
                     start(key, _after(collected, scrape.observe, signal))
+            # Each source is made (its imports, its engine) on the first worker thread that needs it, not
+            # here: on a loaded machine that work alone can outlast the deadline the threads keep.
             elif signal.kind == "sql":
-                start(key, _bind(adapters.sql().observe, signal))
+                start(key, _made(adapters.sql, signal))
             elif signal.kind == "redis":
-                start(key, _bind(adapters.redis().observe, signal))
+                start(key, _made(adapters.redis, signal))
             elif signal.kind == "unpublished":
-                start(key, _bind(adapters.reconcile(shape).observe, signal))
+                start(key, _made(functools.partial(adapters.reconcile, shape), signal))
             elif signal.kind != "http":
-                start(key, _bind(adapters.kafka().observe, signal))
+                start(key, _made(adapters.kafka, signal))
         observations = _gather(futures, so_far, unique, deadline, timeout_s)
     finally:
         pool.close()
@@ -179,8 +183,14 @@ class _Adapters:
         self._redis: Any = None
         self._reconcile: Any = None
         self._http: Any = None
+        # Sources are made on worker threads: two threads asking at once get the same one.
+        self._making = threading.Lock()
 
     def sql(self) -> Any:
+        with self._making:
+            return self._sql_made()
+
+    def _sql_made(self) -> Any:
         if self._sql is None:
             from concertops.sources.sql import SqlSource
 
@@ -193,6 +203,10 @@ class _Adapters:
         return self._sql
 
     def redis(self) -> Any:
+        with self._making:
+            return self._redis_made()
+
+    def _redis_made(self) -> Any:
         if self._redis is None:
             from concertops.sources.redis_queue import RedisSource
 
@@ -205,6 +219,10 @@ class _Adapters:
         return self._redis
 
     def kafka(self) -> Any:
+        with self._making:
+            return self._kafka_made()
+
+    def _kafka_made(self) -> Any:
         if self._kafka is None:
             from concertops.sources.kafka import KafkaSource
 
@@ -227,6 +245,10 @@ class _Adapters:
 
     def reconcile(self, shape: Any) -> Any:
         """Payments against their topic: the database and the broker both."""
+        with self._making:
+            return self._reconcile_made(shape)
+
+    def _reconcile_made(self, shape: Any) -> Any:
         if self._reconcile is None:
             from concertops.sources.reconcile import ReconcileSource
 
@@ -240,6 +262,7 @@ class _Adapters:
         return self._reconcile
 
     def close(self) -> None:
+        # Without the lock: a thread still making a source at the deadline must not hold the check up.
         for source in (self._sql, self._redis, self._reconcile):
             if source is not None and hasattr(source, "close"):
                 source.close()
@@ -251,6 +274,11 @@ class _Missing:
 
     def observe(self, signal: Signal) -> Observation:
         return Observation(signal.name, self.source, signal.describe_query(), error=self.why)
+
+
+def _made(source: Callable[[], Any], signal: Signal) -> Callable[[], Observation]:
+    """Observe ``signal`` on the source ``source()`` makes (once, under the adapters' lock)."""
+    return lambda: source().observe(signal)
 
 
 def _bind(fn: Callable[..., Observation], *args: Any) -> Callable[[], Observation]:
